@@ -1,0 +1,147 @@
+"""Layers and losses with hand-written backward passes: tensor operations only, no autograd.
+
+In the style of fastai course22p2's `03_backprop`: calling a module remembers its input and output;
+`backward(grad)` takes the gradient of the loss with respect to the module's output, stores the
+gradients of its parameters and returns the gradient with respect to its input.
+"""
+
+import math
+
+import torch
+from torch import Tensor
+
+
+class Parameter:
+    """A trainable tensor and the gradient the last backward pass left for it."""
+
+    def __init__(self, data: Tensor):
+        self.data = data
+        self.grad: Tensor | None = None
+
+
+class Module:
+    """Base class: `__call__` runs `forward` and keeps `inp` and `out` for `backward`."""
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.inp = x
+        self.out = self.forward(x)
+        return self.out
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def backward(self, grad: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def parameters(self) -> list[Parameter]:
+        return []
+
+
+class Linear(Module):
+    """`x @ weight + bias`, weight stored as (n_in, n_out), initialised as `torch.nn.Linear` does.
+
+    nn.Linear calls `kaiming_uniform_(a=sqrt(5))`: bound = gain * sqrt(3 / fan_in) with
+    gain = sqrt(2 / (1 + a**2)) = sqrt(1/3), so bound = 1 / sqrt(fan_in); its bias is uniform in
+    the same ±1 / sqrt(fan_in).
+    """
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = True, *, generator=None, dtype=torch.float32):
+        bound = 1 / math.sqrt(n_in)
+
+        def uniform(*shape):
+            return (torch.rand(*shape, generator=generator, dtype=dtype) * 2 - 1) * bound
+
+        self.weight = Parameter(uniform(n_in, n_out))
+        self.bias = Parameter(uniform(n_out)) if bias else None
+
+    def forward(self, x):
+        out = x @ self.weight.data
+        return out + self.bias.data if self.bias is not None else out
+
+    def backward(self, grad):
+        self.weight.grad = self.inp.T @ grad
+        if self.bias is not None:
+            self.bias.grad = grad.sum(0)
+        return grad @ self.weight.data.T
+
+    def parameters(self):
+        return [self.weight] + ([self.bias] if self.bias is not None else [])
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return x.clamp_min(0.0)
+
+    def backward(self, grad):
+        return grad * (self.inp > 0)
+
+
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse."""
+
+    def __init__(self, *layers: Module):
+        self.layers = layers
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, grad):
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+
+def mlp(sizes: list[int], bias: bool = True, *, generator=None, dtype=torch.float32) -> Sequential:
+    """Linear layers between consecutive `sizes` with a ReLU between each pair.
+
+    `[784, 10]` is logistic regression (multinomial: softmax on top of one linear layer);
+    `[784, 30, 10]` is the assignment's two-layer network.
+    """
+    layers: list[Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        if i:
+            layers.append(ReLU())
+        layers.append(Linear(n_in, n_out, bias, generator=generator, dtype=dtype))
+    return Sequential(*layers)
+
+
+class Loss:
+    """A loss: `loss(outputs, targets)` returns the mean loss; `backward()` its gradient w.r.t. outputs."""
+
+    def __call__(self, out: Tensor, target: Tensor) -> Tensor:
+        self.out, self.target = out, target
+        return self.forward(out, target)
+
+
+def log_softmax(x: Tensor) -> Tensor:
+    """Row-wise log-softmax with the log-sum-exp trick: subtracting the row max keeps exp finite."""
+    m = x.max(dim=1, keepdim=True).values
+    return x - (m + (x - m).exp().sum(dim=1, keepdim=True).log())
+
+
+class CrossEntropy(Loss):
+    """Mean negative log-likelihood of integer class targets under softmax(outputs)."""
+
+    def forward(self, out, target):
+        self.logp = log_softmax(out)
+        return -self.logp[torch.arange(len(target)), target].mean()
+
+    def backward(self):
+        grad = self.logp.exp()  # softmax
+        grad[torch.arange(len(self.target)), self.target] -= 1
+        return grad / len(self.target)
+
+
+class MSE(Loss):
+    """Mean over all elements of (outputs - targets)**2, as `torch.nn.functional.mse_loss`."""
+
+    def forward(self, out, target):
+        return ((out - target) ** 2).mean()
+
+    def backward(self):
+        return 2 * (self.out - self.target) / self.out.numel()

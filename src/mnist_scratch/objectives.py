@@ -1,0 +1,43 @@
+"""What a network is trained to output: the loss, its targets, and how outputs become a digit."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .errors import UserError
+from .modules import MSE, CrossEntropy, Loss
+
+
+@dataclass(frozen=True)
+class Objective:
+    n_out: int
+    loss: Callable[[], Loss]
+    targets: Callable[[Tensor, torch.dtype], Tensor]  # labels, dtype -> what the loss compares with
+    predict: Callable[[Tensor], Tensor]  # outputs -> predicted digit (int64)
+
+
+def _argmax(out: Tensor) -> Tensor:
+    return out.argmax(dim=1)
+
+
+OBJECTIVES = {
+    # the classifier: ten scores, softmax, cross-entropy
+    "cross-entropy": Objective(10, CrossEntropy, lambda y, dtype: y, _argmax),
+    # regression: one number, the digit's value, squared error; the prediction is the nearest digit
+    "mse-digit": Objective(
+        1,
+        MSE,
+        lambda y, dtype: y.to(dtype).unsqueeze(1),
+        lambda out: out.squeeze(1).round().clamp(0, 9).long(),
+    ),
+    # the control: ten outputs and squared error against one-hot targets
+    "mse-onehot": Objective(10, MSE, lambda y, dtype: torch.eye(10, dtype=dtype)[y], _argmax),
+}
+
+
+def objective(name: str) -> Objective:
+    if name not in OBJECTIVES:
+        raise UserError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]

@@ -1,0 +1,183 @@
+"""One training run: its configuration, the minibatch loop, evaluation, and the history it records."""
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .data import Split, Splits
+from .errors import UserError
+from .modules import Loss, Module, mlp
+from .objectives import OBJECTIVES, Objective, objective
+from .sgd import SGD
+
+N_PIXELS = 784
+EVAL_CHUNK = 10_000  # rows evaluated at once: bounds memory on full MNIST
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers. `hidden=()` is logistic regression."""
+
+    hidden: tuple[int, ...] = (30,)
+    objective: str = "cross-entropy"
+    lr: float = 0.1
+    epochs: int = 10
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    bias: bool = True
+    seed: int = 0
+    dataset: str = "subset"
+    max_train: int | None = None  # use only the first N training images (quick checks in CI)
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"learning rate must be a positive number, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UserError(f"weight decay must be zero or positive, got {self.weight_decay!r}")
+        if any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise UserError(f"hidden sizes must be positive whole numbers, got {list(self.hidden)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if self.max_train is not None and self.max_train < 1:
+            raise UserError(f"max_train must be at least 1, got {self.max_train}")
+        if self.objective not in OBJECTIVES:
+            objective(self.objective)  # raises the message listing the valid names
+        if self.dataset not in ("subset", "full"):
+            raise UserError(f"unknown dataset {self.dataset!r}; choose subset or full")
+
+    @property
+    def architecture(self) -> str:
+        return "-".join(map(str, (N_PIXELS, *self.hidden, OBJECTIVES[self.objective].n_out)))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "hidden": list(self.hidden)}
+
+
+@contextmanager
+def one_thread():
+    """Train on one thread: results then do not depend on the core count, and runs parallelise."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """Separate seeded streams for initialisation and batch order, so the model size leaves the order alone."""
+    return torch.Generator().manual_seed(2 * seed), torch.Generator().manual_seed(2 * seed + 1)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
+    """One epoch's shuffled index batches; the last may be short."""
+    return list(torch.randperm(n, generator=generator).split(batch_size))
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    acc: float
+    outputs: Tensor = field(repr=False)
+    preds: Tensor = field(repr=False)
+
+
+def evaluate(model: Module, loss_fn: Loss, obj: Objective, split: Split) -> Evaluation:
+    """Mean loss and accuracy of `model` on a whole split, in chunks."""
+    outputs = torch.cat([model(x) for x in split.x.split(EVAL_CHUNK)])
+    loss = loss_fn(outputs, obj.targets(split.y, outputs.dtype)).item()
+    preds = obj.predict(outputs)
+    return Evaluation(loss, (preds == split.y).double().mean().item(), outputs, preds)
+
+
+def confusion(y: Tensor, preds: Tensor) -> list[list[int]]:
+    """10 x 10 counts: row = true digit, column = predicted digit."""
+    return torch.bincount(y * 10 + preds, minlength=100).reshape(10, 10).tolist()
+
+
+def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
+    """Train a fresh model as `cfg` says and return its result: plain data, ready for JSON.
+
+    The history holds, at index 0, the losses and accuracy before any training; then per epoch the
+    mean training loss over its steps, the validation loss and the validation accuracy; and every
+    step's training loss. A run whose loss becomes NaN or infinite stops at once and is marked
+    `diverged`; its final metrics are then None.
+    """
+    start = time.perf_counter()
+    obj = objective(cfg.objective)
+    train_split = splits.train
+    if cfg.max_train is not None:
+        n = cfg.max_train
+        train_split = Split(train_split.x[:n], train_split.y[:n], train_split.paths[:n])
+    with torch.inference_mode(), one_thread():
+        init_gen, order_gen = generators(cfg.seed)
+        model = mlp([N_PIXELS, *cfg.hidden, obj.n_out], cfg.bias, generator=init_gen)
+        loss_fn = obj.loss()
+        opt = SGD(model.parameters(), cfg.lr, cfg.weight_decay)
+        targets = obj.targets(train_split.y, train_split.x.dtype)
+
+        before_t = evaluate(model, loss_fn, obj, train_split)
+        before_v = evaluate(model, loss_fn, obj, splits.valid)
+        hist = {"train_loss": [before_t.loss], "valid_loss": [before_v.loss], "valid_acc": [before_v.acc]}
+        step_loss: list[float] = []
+        diverged_at = None
+        epochs = tqdm(range(1, cfg.epochs + 1), desc=cfg.architecture, disable=not progress, leave=False)
+        for epoch in epochs:
+            losses = []
+            for idx in batches(len(train_split), cfg.batch_size, order_gen):
+                loss = loss_fn(model(train_split.x[idx]), targets[idx]).item()
+                if not math.isfinite(loss):
+                    diverged_at = {"epoch": epoch, "step": len(step_loss)}
+                    break
+                losses.append(loss)
+                step_loss.append(loss)
+                model.backward(loss_fn.backward())
+                opt.step()
+            if diverged_at is not None:
+                break
+            valid = evaluate(model, loss_fn, obj, splits.valid)
+            if not math.isfinite(valid.loss):
+                diverged_at = {"epoch": epoch, "step": len(step_loss)}
+                break
+            hist["train_loss"].append(sum(losses) / len(losses))
+            hist["valid_loss"].append(valid.loss)
+            hist["valid_acc"].append(valid.acc)
+            epochs.set_postfix(valid_loss=f"{valid.loss:.3f}", valid_acc=f"{valid.acc:.3f}")
+
+        result = {
+            "config": cfg.as_dict(),
+            "architecture": cfg.architecture,
+            "diverged": diverged_at is not None,
+            "diverged_at": diverged_at,
+            "history": {**hist, "step_loss": step_loss},
+            "final": None,
+        }
+        if diverged_at is None:
+            result.update(_final(model, loss_fn, obj, train_split, splits))
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
+    """Final losses and accuracies on every split, confusion matrices, and validation predictions."""
+    final, conf = {}, {}
+    for name, split in (("train", train_split), ("valid", splits.valid), ("test", splits.test)):
+        if split is None:
+            continue
+        ev = evaluate(model, loss_fn, obj, split)
+        final[name] = {"loss": ev.loss, "acc": ev.acc}
+        if name != "train":
+            conf[name] = confusion(split.y, ev.preds)
+        if name == "valid":
+            valid = ev
+    out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist()}
+    if obj.n_out == 1:  # the regression's raw outputs, for the failure analysis
+        out["valid_output"] = valid.outputs.squeeze(1).tolist()
+    return out
