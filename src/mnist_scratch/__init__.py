@@ -1,0 +1,1 @@
+"""MNIST classifiers from scratch: tensor operations only, manual backprop, an own training loop."""

@@ -1,0 +1,137 @@
+"""Command line: `python -m mnist_scratch {list,run,figure,train,data}` (also `mnist-scratch`)."""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .errors import UserError
+from .store import CACHE_ENV
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    """`30` or `64,32`; `none` (or `0`) for logistic regression."""
+    if text.strip().lower() in ("none", "0"):
+        return ()
+    parts = text.split(",")
+    if not text.strip() or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"hidden sizes must be positive whole numbers separated by commas (or 'none'), got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mnist-scratch", description=__doc__)
+    p.add_argument("--data", metavar="PATH", help="the mnist_png folder (default: $MNIST_DATA, else fastai's)")
+    p.add_argument("--cache", metavar="DIR", help=f"where results are cached (default: ${CACHE_ENV} or .cache/)")
+    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--tiny", action="store_true", help="the shrunk experiments CI runs (one epoch, 500 images)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="the experiments, and whether each is cached")
+    run = sub.add_parser("run", help="run experiments (all by default), reading cached runs")
+    run.add_argument("names", nargs="*", metavar="NAME")
+    run.add_argument("--force", action="store_true", help="recompute even cached runs")
+
+    fig = sub.add_parser("figure", help="write figures/NAME.png and .svg, computing missing results")
+    fig.add_argument("names", nargs="*", metavar="NAME")
+    fig.add_argument("--all", action="store_true", help="every figure")
+    fig.add_argument("--out", default="figures", metavar="DIR", help="output folder (default: figures)")
+
+    tr = sub.add_parser("train", help="one run with the given settings, printed as JSON")
+    tr.add_argument("--hidden", type=str, default="30", help="hidden sizes: 30, 64,32, or none")
+    tr.add_argument("--objective", default="cross-entropy")
+    tr.add_argument("--lr", type=float, default=0.1)
+    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--weight-decay", type=float, default=0.0)
+    tr.add_argument("--no-bias", action="store_true")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--dataset", default="subset", help="subset or full")
+
+    sub.add_parser("data", help="decode (or load) the MNIST splits and print their sizes and load times")
+    return p
+
+
+def cmd_list(args) -> None:
+    from . import results
+    from .experiments import EXPERIMENTS, configs
+
+    for name, exp in EXPERIMENTS.items():
+        cfgs = configs(name, tiny=args.tiny, cached_only=True)
+        if cfgs is None:
+            state = f"waiting for {', '.join(exp.needs)}"
+        else:
+            done = sum(results.load(cfg) is not None for cfg in cfgs)
+            state = f"{done}/{len(cfgs)} runs cached"
+        print(f"{name:15} {state:24} {exp.doc}")
+
+
+def cmd_run(args) -> None:
+    from .experiments import EXPERIMENTS, build, experiment
+
+    names = args.names or list(EXPERIMENTS)
+    for name in names:
+        experiment(name)  # unknown names fail before any work starts
+    build(names, tiny=args.tiny, force=args.force, jobs=args.jobs, data_path=args.data)
+
+
+def cmd_figure(args) -> None:
+    from .figures import FIGURES, figure_names, save
+
+    names = list(FIGURES) if args.all else args.names
+    if not names:
+        raise UserError(f"name a figure or pass --all; figures: {', '.join(figure_names())}")
+    for name in names:
+        if name not in FIGURES:
+            raise UserError(f"unknown figure {name!r}; choose from {', '.join(figure_names())}")
+    for name in names:
+        for path in save(name, args.out, tiny=args.tiny, jobs=args.jobs, data_path=args.data):
+            print(path)
+
+
+def cmd_train(args) -> None:
+    from .runner import run
+    from .train import RunConfig
+
+    cfg = RunConfig(
+        hidden=_hidden(args.hidden),
+        objective=args.objective,
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        bias=not args.no_bias,
+        seed=args.seed,
+        dataset=args.dataset,
+    )
+    (result,) = run([cfg], jobs=1, data_path=args.data, desc=cfg.architecture)
+    summary = {k: result[k] for k in ("architecture", "diverged", "diverged_at", "final")}
+    print(json.dumps({"config": result["config"], **summary}, indent=2))
+
+
+def cmd_data(args) -> None:
+    from .data import SPLITS, load_split
+
+    for split in SPLITS:
+        start = time.perf_counter()
+        s = load_split(split, data=args.data)
+        print(f"{split:10} {len(s):6} images  {time.perf_counter() - start:6.2f} s")
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "figure": cmd_figure, "train": cmd_train, "data": cmd_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cache:
+        os.environ[CACHE_ENV] = args.cache  # read by store.cache_root, here and in worker processes
+    try:
+        COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"mnist-scratch: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("mnist-scratch: interrupted; finished runs are cached", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,64 @@
+"""Compute the runs that are not cached, in parallel worker processes, saving each as it finishes."""
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import cache
+
+from tqdm.auto import tqdm
+
+from . import data, results
+from .train import RunConfig, train
+
+JOBS_ENV = "MNIST_SCRATCH_JOBS"
+
+
+def default_jobs() -> int:
+    """`$MNIST_SCRATCH_JOBS`, else one worker per core (each trains on one thread)."""
+    return int(os.environ.get(JOBS_ENV) or os.cpu_count() or 1)
+
+
+@cache
+def _splits(dataset: str, data_path) -> data.Splits:
+    return data.load(dataset, data=data_path)
+
+
+def _work(cfg: RunConfig, data_path) -> dict:
+    return train(cfg, _splits(cfg.dataset, data_path))
+
+
+def _cost(cfg: RunConfig) -> float:
+    """Rough relative training time, to start the longest runs first."""
+    n = cfg.max_train or (60_000 if cfg.dataset == "full" else 5_000)
+    return cfg.epochs * n * (1 + sum(cfg.hidden) / 30)
+
+
+def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, desc="runs") -> list[dict]:
+    """The results of `configs`, in order: cached ones read, the rest trained and saved one by one.
+
+    Each result is saved the moment it is computed, so an interrupted build keeps what it finished.
+    """
+    found = {cfg: None if force else results.load(cfg) for cfg in dict.fromkeys(configs)}
+    todo = sorted((cfg for cfg, r in found.items() if r is None), key=_cost, reverse=True)
+    jobs = min(jobs or default_jobs(), len(todo))
+    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not todo)
+    if jobs <= 1:
+        for cfg in todo:
+            found[cfg] = _finish(cfg, _work(cfg, data_path), bar)
+    else:
+        # Decode the data once here, so workers only read the cache; spawn, since fork after torch
+        # has started threads can deadlock.
+        for dataset in {cfg.dataset for cfg in todo}:
+            data.load(dataset, data=data_path)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_work, cfg, data_path): cfg for cfg in todo}
+            for future in as_completed(futures):
+                found[futures[future]] = _finish(futures[future], future.result(), bar)
+    bar.close()
+    return [found[cfg] for cfg in configs]
+
+
+def _finish(cfg: RunConfig, result: dict, bar) -> dict:
+    results.save(cfg, result)
+    bar.update()
+    return result

@@ -1,0 +1,426 @@
+"""Tests of the MNIST subset: selection, splits, decoding, the tensor cache, and missing-data errors.
+
+Never downloads: tests use the real `mnist_png` folder through an explicit path, or patch fastai's
+`untar_data`. Tests that only read use the shared cache (`store.cache_root()`); tests that damage
+caches point `MNIST_SCRATCH_CACHE` at their own temporary folder.
+"""
+
+import importlib.util
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mnist_scratch import data, store
+from mnist_scratch.errors import UserError
+
+PYTHON = sys.executable
+SRC = Path(data.__file__).resolve().parents[1]
+
+
+def _mnist_root() -> Path | None:
+    for candidate in (os.environ.get(data.DATA_ENV), Path.home() / ".fastai" / "data" / "mnist_png"):
+        if candidate and (Path(candidate) / "training").is_dir():
+            return Path(candidate)
+    return None
+
+
+ROOT = _mnist_root()
+pytestmark = pytest.mark.skipif(ROOT is None, reason="mnist_png not unpacked in ~/.fastai/data")
+
+
+def _no_download(*args, **kwargs):
+    raise AssertionError("a test tried to call fastai's untar_data (could download)")
+
+
+@pytest.fixture(autouse=True)
+def _never_download(monkeypatch):
+    """Any unexpected fall-through to fastai's `untar_data` fails the test instead of downloading."""
+    import fastai.data.external
+
+    monkeypatch.setattr(fastai.data.external, "untar_data", _no_download)
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="module")
+def testing_files(root) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in (root / "testing").glob("*/*.png")}
+
+
+@pytest.fixture(scope="module")
+def subset(root):
+    """The subset splits from the shared cache (decoded into it first if cold)."""
+    return data.load("subset", data=root)
+
+
+def _rel(chosen: dict[str, list[Path]], root: Path) -> dict[str, list[str]]:
+    return {name: [p.relative_to(root).as_posix() for p in paths] for name, paths in chosen.items()}
+
+
+# --- splits -----------------------------------------------------------------------------------
+
+
+def test_train_and_valid_hold_500_of_each_digit(subset):
+    for split in (subset.train, subset.valid):
+        assert len(split) == 5000
+        assert Counter(split.y.tolist()) == {d: 500 for d in range(10)}
+        assert Counter(Path(p).parent.name for p in split.paths) == {str(d): 500 for d in range(10)}
+
+
+def test_splits_come_from_the_right_folders_and_do_not_overlap(subset):
+    train, valid, test = (set(s.paths) for s in (subset.train, subset.valid, subset.test))
+    assert len(train) == len(subset.train.paths) and len(valid) == 5000 and len(test) == 5000  # no duplicates
+    assert all(p.startswith("training/") for p in train)
+    assert all(p.startswith("testing/") for p in valid | test)
+    assert not train & valid and not train & test and not valid & test
+
+
+def test_test_split_is_the_testing_images_not_in_valid(subset, testing_files):
+    valid, test = set(subset.valid.paths), set(subset.test.paths)
+    assert len(testing_files) == 10_000
+    assert len(test) == 5000 and not valid & test
+    assert valid | test == testing_files
+    assert test == testing_files - valid
+
+
+def test_labels_agree_with_the_folder_of_every_image(subset):
+    for split in (subset.train, subset.valid, subset.test):
+        assert split.y.tolist() == [int(Path(p).parent.name) for p in split.paths]
+
+
+def test_tensors_are_float_rows_in_unit_range_with_int64_labels(subset):
+    for split in (subset.train, subset.valid, subset.test):
+        n = len(split.paths)
+        assert split.x.dtype == torch.float32 and split.x.shape == (n, 784)
+        assert split.y.dtype == torch.int64 and split.y.shape == (n,)
+        assert split.x.min() >= 0 and split.x.max() <= 1
+        assert split.x.max() == 1 and split.x.min() == 0  # scaled by 255, not by something else
+        levels = split.x * 255
+        assert torch.allclose(levels, levels.round(), atol=1e-4)  # k/255 for integer k
+
+
+def test_pixels_equal_pils_decode_of_the_png(subset, root):
+    rng = random.Random(0)
+    for split in (subset.train, subset.valid, subset.test):
+        for i in [0, len(split) - 1, *rng.sample(range(len(split)), 4)]:
+            with Image.open(root / split.paths[i]) as img:
+                assert img.size == (28, 28)
+                expected = np.asarray(img.convert("L"), dtype=np.uint8).reshape(-1)
+            got = (split.x[i] * 255).round().to(torch.uint8).numpy()
+            np.testing.assert_array_equal(got, expected, err_msg=split.paths[i])
+            assert torch.equal(split.x[i], torch.from_numpy(expected).float() / 255)
+
+
+def test_cached_subset_is_the_selection(subset, root):
+    chosen = _rel(data.select(root), root)
+    assert list(subset.train.paths) == chosen["train"]
+    assert list(subset.valid.paths) == chosen["valid"]
+    assert list(subset.test.paths) == chosen["test"]
+
+
+def test_full_splits_hold_every_image(root, testing_files):
+    full = data.load("full", data=root)  # ~10 s on a cold shared cache, milliseconds when warm
+    assert full.test is None
+    assert (len(full.train), len(full.valid)) == (60_000, 10_000)
+    assert set(full.valid.paths) == testing_files
+    training_files = {p.relative_to(root).as_posix() for p in (root / "training").glob("*/*.png")}
+    assert set(full.train.paths) == training_files and len(training_files) == 60_000
+    for split in (full.train, full.valid):
+        assert split.x.dtype == torch.float32 and split.x.shape == (len(split), 784)
+        assert split.y.tolist() == [int(Path(p).parent.name) for p in split.paths]
+        assert split.x.min() >= 0 and split.x.max() <= 1
+
+
+def test_unknown_split_or_dataset_is_a_user_error():
+    with pytest.raises(UserError):
+        data.load_split("training")
+    with pytest.raises(UserError):
+        data.load("everything")
+
+
+# --- selection ---------------------------------------------------------------------------------
+
+_SELECT_SCRIPT = """
+import json, sys
+from pathlib import Path
+from mnist_scratch.data import select
+root = Path(sys.argv[1])
+chosen = select(root)
+print(json.dumps({k: [p.relative_to(root).as_posix() for p in v] for k, v in chosen.items()}))
+"""
+
+
+def test_select_is_the_same_in_fresh_processes(root):
+    runs = []
+    for hashseed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hashseed, "PYTHONPATH": str(SRC)}
+        done = subprocess.run(
+            [PYTHON, "-c", _SELECT_SCRIPT, str(root)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout))
+    assert runs[0] == runs[1]
+    assert runs[0] == _rel(data.select(root), root)
+
+
+@pytest.mark.parametrize("reorder", ["reversed", "shuffled"])
+def test_select_ignores_the_order_of_the_directory_listing(root, monkeypatch, reorder):
+    normal = data.select(root)
+    real_iterdir = Path.iterdir
+    rng = random.Random(42)
+
+    def iterdir(self):
+        entries = list(real_iterdir(self))
+        if reorder == "reversed":
+            entries.reverse()
+        else:
+            rng.shuffle(entries)
+        return iter(entries)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    assert data.select(root) == normal
+
+
+def test_another_seed_picks_other_images(root):
+    zero, one = data.select(root, seed=0), data.select(root, seed=1)
+    assert set(zero["train"]) != set(one["train"])
+    assert set(zero["valid"]) != set(one["valid"])
+    assert Counter(p.parent.name for p in one["train"]) == {str(d): 500 for d in range(10)}
+    assert data.cache_file("train", seed=1) != data.cache_file("train", seed=0)
+
+
+def test_per_digit_sets_the_subset_size(root):
+    chosen = data.select(root, per_digit=7)
+    assert Counter(p.parent.name for p in chosen["train"]) == {str(d): 7 for d in range(10)}
+    assert Counter(p.parent.name for p in chosen["valid"]) == {str(d): 7 for d in range(10)}
+    assert len(chosen["test"]) == 10_000 - 70
+
+
+# --- the tensor cache --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pristine(root, tmp_path_factory):
+    """A cold load of the subset into a fresh cache: its files and arrays, to copy and damage."""
+    folder = tmp_path_factory.mktemp("pristine-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv(store.CACHE_ENV, str(folder))
+    try:
+        splits = {name: data.load_split(name, data=root) for name in ("train", "valid", "test")}
+        files = sorted((folder / "data").glob("*.npz"))
+    finally:
+        mp.undo()
+    assert [f.name for f in files] == sorted(
+        data.cache_file(s).name for s in ("train", "valid", "test")
+    ), "a cold load writes the three subset splits"
+    return folder, splits
+
+
+@pytest.fixture
+def cache(pristine, tmp_path, monkeypatch):
+    """A private copy of the pristine cache, with MNIST_SCRATCH_CACHE pointing at it."""
+    folder = tmp_path / "cache"
+    shutil.copytree(pristine[0], folder)
+    monkeypatch.setenv(store.CACHE_ENV, str(folder))
+    assert data.cache_file("train") == folder / "data" / data.cache_file("train").name
+    return folder
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Counts the calls of `data.decode` (still decoding)."""
+    calls = []
+    real = data.decode
+
+    def counting(splits):
+        calls.append(list(splits))
+        return real(splits)
+
+    monkeypatch.setattr(data, "decode", counting)
+    return calls
+
+
+def _assert_same(a: data.Split, b: data.Split):
+    assert a.paths == b.paths
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+
+
+def _member_data_offset(file: Path, member: str) -> tuple[int, int]:
+    """Where `member`'s stored bytes start in the (uncompressed) zip, and how many there are."""
+    with zipfile.ZipFile(file) as z:
+        info = z.getinfo(member)
+    assert info.compress_type == zipfile.ZIP_STORED
+    raw = file.read_bytes()
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def _truncate(file: Path):
+    raw = file.read_bytes()
+    file.write_bytes(raw[: len(raw) // 2])
+
+
+def _flip_pixel_bytes(file: Path):
+    start, size = _member_data_offset(file, "x.npy")
+    raw = bytearray(file.read_bytes())
+    middle = start + size // 2
+    for i in range(middle, middle + 16):
+        raw[i] ^= 0xFF
+    file.write_bytes(bytes(raw))
+
+
+def _garbage(file: Path):
+    file.write_bytes(os.urandom(4096))
+
+
+def _tamper_consistently(file: Path):
+    """A well-formed npz (valid zip CRCs) whose pixels no longer match the stored checksum."""
+    with np.load(file, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["x"] = arrays["x"].copy()
+    arrays["x"][len(arrays["x"]) // 2, 400] ^= 0xFF
+    with open(file, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip_pixel_bytes, _garbage, _tamper_consistently])
+def test_a_damaged_cache_file_is_rebuilt_not_trusted(cache, pristine, decodes, root, damage):
+    file = data.cache_file("train")
+    assert data._read(file) is not None
+    damage(file)
+    damaged = file.read_bytes()
+    assert data._read(file) is None, "the damage must be detected"
+
+    again = data.load_split("train", data=root)
+
+    _assert_same(again, pristine[1]["train"])
+    assert len(decodes) == 1, "rebuilt by decoding the PNGs"
+    assert file.read_bytes() != damaged
+    assert data._read(file) is not None, "the rewritten file is valid again"
+    assert not list(file.parent.glob(".*.tmp")), "no temporary file left behind"
+
+
+def test_a_leftover_temporary_file_does_not_break_loading(cache, pristine, decodes, root):
+    folder = data.cache_file("train").parent
+    # an interrupted atomic_write: a half-written temporary beside the (missing) target
+    leftover = folder / f".{data.cache_file('train').name}.abc123.tmp"
+    leftover.write_bytes(data.cache_file("train").read_bytes()[:1000])
+    data.cache_file("train").unlink()
+
+    again = data.load_split("train", data=root.parent)  # the folder holding mnist_png works too
+
+    _assert_same(again, pristine[1]["train"])
+    assert len(decodes) == 1
+    assert data._read(data.cache_file("train")) is not None
+    # and with the target present, a warm load ignores the leftover
+    _assert_same(data.load_split("train"), pristine[1]["train"])
+    assert len(decodes) == 1
+
+
+def test_warm_load_reads_the_cache_without_decoding(subset, monkeypatch):
+    def no(*args, **kwargs):
+        raise AssertionError("a warm load decoded PNGs or looked for the data")
+
+    monkeypatch.setattr(data, "decode", no)
+    monkeypatch.setattr(data, "locate", no)
+    warm = data.load("subset")
+    for a, b in zip((warm.train, warm.valid, warm.test), (subset.train, subset.valid, subset.test)):
+        _assert_same(a, b)
+
+
+def test_cold_load_in_a_fresh_cache_without_data_is_a_user_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(store.CACHE_ENV, str(tmp_path))
+    with pytest.raises(UserError) as e:
+        data.load_split("train", data="/nonexistent/mnist")
+    assert "/nonexistent/mnist" in str(e.value) and e.value.exit_code != 0
+
+
+# --- locating the data -------------------------------------------------------------------------
+
+
+def test_missing_explicit_path_says_where_it_looked_and_how_to_fix(monkeypatch):
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    with pytest.raises(UserError) as e:
+        data.locate("/nonexistent")
+    message = str(e.value)
+    assert "MNIST not found" in message and "/nonexistent" in message
+    for hint in ("--data", "MNIST_DATA", "FASTAI_HOME"):
+        assert hint in message
+    assert e.value.exit_code != 0 and "\n" not in message
+
+
+def test_folder_without_training_and_testing_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    (tmp_path / "training").mkdir()
+    with pytest.raises(UserError) as e:
+        data.locate(tmp_path)
+    assert str(tmp_path) in str(e.value) and e.value.exit_code != 0
+
+
+def test_failed_fastai_download_names_fastais_data_folder(monkeypatch):
+    import fastai.data.external
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network in this test")
+
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setattr(fastai.data.external, "untar_data", offline)
+    with pytest.raises(UserError) as e:
+        data.locate()
+    message = str(e.value)
+    assert str(fastai.data.external.fastai_path("data") / "mnist_png") in message
+    assert "MNIST not found" in message and "ConnectionError" in message
+    assert e.value.exit_code != 0
+
+
+def test_without_a_path_fastais_folder_is_used(root, monkeypatch):
+    import fastai.data.external
+
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setattr(fastai.data.external, "untar_data", lambda url, *a, **k: str(root))
+    assert data.locate() == root
+
+
+def test_mnist_data_env_var_is_used(root, monkeypatch):
+    monkeypatch.setenv(data.DATA_ENV, str(root))
+    assert data.locate() == root  # untar_data is patched to fail: the env var was used
+    monkeypatch.setenv(data.DATA_ENV, str(root.parent))
+    assert data.locate() == root
+
+
+def test_explicit_path_may_be_the_parent_folder_and_wins_over_the_env_var(root, monkeypatch):
+    monkeypatch.setenv(data.DATA_ENV, "/nonexistent")
+    assert data.locate(root.parent) == root
+    assert data.locate(str(root)) == root
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("mnist_scratch.cli"), reason="no CLI yet (mnist_scratch.cli)")
+def test_cli_reports_missing_data_in_one_line(tmp_path):
+    empty_cache = tmp_path / "cache"
+    empty_cache.mkdir()
+    env = {**os.environ, store.CACHE_ENV: str(empty_cache), "PYTHONPATH": str(SRC)}
+    env.pop(data.DATA_ENV, None)
+    done = subprocess.run(
+        [PYTHON, "-m", "mnist_scratch", "--data", "/nonexistent/path", "data"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "MNIST not found" in lines[0] and "/nonexistent/path" in lines[0]
