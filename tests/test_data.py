@@ -123,7 +123,7 @@ def test_pixels_equal_pils_decode_of_the_png(subset, root):
                 expected = np.asarray(img.convert("L"), dtype=np.uint8).reshape(-1)
             got = (split.x[i] * 255).round().to(torch.uint8).numpy()
             np.testing.assert_array_equal(got, expected, err_msg=split.paths[i])
-            assert torch.equal(split.x[i], torch.from_numpy(expected).float() / 255)
+            assert torch.equal(split.x[i], torch.tensor(expected).float() / 255)
 
 
 def test_cached_subset_is_the_selection(subset, root):
@@ -385,6 +385,8 @@ def test_failed_fastai_download_names_fastais_data_folder(monkeypatch):
     message = str(e.value)
     assert str(fastai.data.external.fastai_path("data") / "mnist_png") in message
     assert "MNIST not found" in message and "ConnectionError" in message
+    for hint in ("--data", "MNIST_DATA", "FASTAI_HOME"):  # how to fix it, not only where it looked
+        assert hint in message
     assert e.value.exit_code != 0
 
 

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--dataset", default="subset", help="subset or full")
 
+    sub.add_parser("report", help="every result and figure, then `quarto render` (HTML and PDF)")
     sub.add_parser("data", help="decode (or load) the MNIST splits and print their sizes and load times")
     return p
 
@@ -64,7 +65,7 @@ def cmd_list(args) -> None:
         else:
             done = sum(results.load(cfg) is not None for cfg in cfgs)
             state = f"{done}/{len(cfgs)} runs cached"
-        print(f"{name:15} {state:24} {exp.doc}")
+        print(f"{name:15} {state:24} {exp.doc.split('. ')[0]}")
 
 
 def cmd_run(args) -> None:
@@ -119,7 +120,13 @@ def cmd_data(args) -> None:
         print(f"{split:10} {len(s):6} images  {time.perf_counter() - start:6.2f} s")
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "figure": cmd_figure, "train": cmd_train, "data": cmd_data}
+def cmd_report(args) -> None:
+    from .render import report
+
+    print(f"report written: {report(jobs=args.jobs, data_path=args.data)}")
+
+
+COMMANDS = {"report": cmd_report, "list": cmd_list, "run": cmd_run, "figure": cmd_figure, "train": cmd_train, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

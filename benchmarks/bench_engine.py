@@ -1,0 +1,201 @@
+"""Seconds per training epoch: our engine vs torch.nn + autograd + torch.optim vs a fastai Learner.
+
+    python benchmarks/bench_engine.py [--repeats 15]
+
+All three train the same networks (784-10 and 784-30-10, cross-entropy, SGD lr 0.1, batch size 16)
+from the same initial weights on the same batches of the subset training set (5,000 images, 313
+steps), on one thread. A first, untimed epoch warms each contestant up and checks that all three
+compute the same loss at every step; then each repetition draws one batch order and times one
+epoch of every contestant, in an order that rotates from repetition to repetition. The table
+shows medians.
+"""
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import time
+import warnings
+
+import torch
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)  # from fastai's import
+import torch.nn.functional as F
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
+from fastai.data.core import DataLoaders, TfmdDL
+from fastai.learner import Learner
+from fastai.optimizer import SGD as FastaiSGD
+from torch import nn
+
+from mnist_scratch import data
+from mnist_scratch.modules import CrossEntropy, mlp
+from mnist_scratch.sgd import SGD
+from mnist_scratch.train import batches, generators
+
+BATCH_SIZE = 16
+LR = 0.1
+MODELS = {"784-10": [784, 10], "784-30-10": [784, 30, 10]}
+
+
+def torch_copy(model) -> nn.Sequential:
+    """Our network as torch.nn layers with the same weights (nn's weight is our weight.T)."""
+    layers = []
+    for layer in model.layers:
+        if not layer.parameters():
+            layers.append(nn.ReLU())
+            continue
+        n_in, n_out = layer.weight.data.shape
+        lin = nn.Linear(n_in, n_out)
+        with torch.no_grad():
+            lin.weight.copy_(layer.weight.data.T)
+            lin.bias.copy_(layer.bias.data)
+        layers.append(lin)
+    return nn.Sequential(*layers)
+
+
+class Ours:
+    """The loop of mnist_scratch.train.train: manual forward/backward, our SGD, autograd off."""
+
+    name = "ours"
+
+    def __init__(self, model, x, y):
+        self.model, self.x, self.y = model, x, y
+        self.loss_fn, self.opt = CrossEntropy(), SGD(model.parameters(), LR)
+
+    def epoch(self, idxs) -> tuple[float, list[float]]:
+        model, loss_fn, opt, x, y, losses = self.model, self.loss_fn, self.opt, self.x, self.y, []
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for idx in idxs:
+                loss = loss_fn(model(x[idx]), y[idx]).item()
+                if not math.isfinite(loss):
+                    raise RuntimeError("diverged")
+                losses.append(loss)
+                model.backward(loss_fn.backward())
+                opt.step()
+        return time.perf_counter() - start, losses
+
+
+class Reference:
+    """The textbook PyTorch loop: nn layers, F.cross_entropy, autograd, torch.optim.SGD."""
+
+    name = "torch.nn"
+
+    def __init__(self, model, x, y):
+        self.model, self.x, self.y = model, x, y
+        self.opt = torch.optim.SGD(model.parameters(), lr=LR)
+
+    def epoch(self, idxs) -> tuple[float, list[float]]:
+        model, opt, x, y, losses = self.model, self.opt, self.x, self.y, []
+        start = time.perf_counter()
+        for idx in idxs:
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss = loss.item()
+            if not math.isfinite(loss):
+                raise RuntimeError("diverged")
+            losses.append(loss)
+        return time.perf_counter() - start, losses
+
+
+class TrainTimer(Callback):
+    """Times the training phase of each epoch (not validation); optionally records every loss."""
+
+    order = -100  # before_train runs before, after_train after, the default callbacks' own
+
+    def __init__(self):
+        self.seconds, self.losses, self.record = None, [], False
+
+    def before_train(self):
+        self.losses, self.start = [], time.perf_counter()
+
+    def after_batch(self):
+        if self.record and self.training:
+            self.losses.append(self.learn.loss.item())
+
+    def after_train(self):
+        self.seconds = time.perf_counter() - self.start
+
+
+class Fastai:
+    """A fastai Learner with its default callbacks (progress bar and logging off), fastai's SGD."""
+
+    name = "fastai"
+
+    def __init__(self, model, x, y):
+        self.order: list[int] = []
+        train_dl = TfmdDL(list(zip(x, y)), bs=BATCH_SIZE, shuffle=True, drop_last=False, num_workers=0,
+                          shuffle_fn=lambda idxs: self.order)  # our batches, in our order
+        valid_dl = TfmdDL(list(zip(x[:BATCH_SIZE], y[:BATCH_SIZE])), bs=BATCH_SIZE, num_workers=0)
+        self.timer = TrainTimer()
+        self.learn = Learner(DataLoaders(train_dl, valid_dl, device="cpu"), model, loss_func=F.cross_entropy,
+                             opt_func=FastaiSGD, lr=LR, cbs=self.timer)
+        if any(isinstance(cb, ProgressCallback) for cb in self.learn.cbs):
+            self.learn.remove_cb(ProgressCallback)
+
+    def epoch(self, idxs) -> tuple[float, list[float]]:
+        self.order = torch.cat(idxs).tolist()
+        with self.learn.no_logging():
+            self.learn.fit(1, lr=LR)
+        return self.timer.seconds, self.timer.losses
+
+
+CONTESTANTS = (Ours, Reference, Fastai)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return f"{platform.machine()}, {torch.get_num_threads()} of {os.cpu_count()} cores used, {cpu}, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed epochs per contestant and model")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    train = data.load("subset").train
+    x, y = train.x, train.y
+    n = len(y)
+    print(f"{machine()}\n{n} training images, batch size {BATCH_SIZE}: {math.ceil(n / BATCH_SIZE)} steps per epoch")
+
+    runs = {}
+    for label, sizes in MODELS.items():
+        init_gen, order_gen = generators(0)
+        ours = mlp(sizes, generator=init_gen)
+        contestants = [Ours(ours, x, y), Reference(torch_copy(ours), x, y), Fastai(torch_copy(ours), x, y)]
+        idxs = batches(n, BATCH_SIZE, order_gen)
+        contestants[2].timer.record = True  # warm-up epoch: all three must take the same steps
+        warm = {c.name: c.epoch(idxs)[1] for c in contestants}
+        contestants[2].timer.record = False
+        for name in ("ours", "fastai"):
+            diff = max(abs(a - b) for a, b in zip(warm[name], warm["torch.nn"], strict=True))
+            assert diff <= 1e-5, f"{label}: {name} and torch.nn losses differ by {diff:.2e}"
+        print(f"{label}: warm-up epoch, the three losses agree at all {len(idxs)} steps (max diff "
+              f"{max(abs(a - b) for a, b in zip(warm['ours'], warm['torch.nn'])):.1e} ours vs torch.nn)")
+        runs[label] = (contestants, order_gen, {c.name: [] for c in contestants})
+
+    for rep in range(args.repeats):  # interleaved: every repetition times every contestant once
+        for label, (contestants, order_gen, times) in runs.items():
+            idxs = batches(n, BATCH_SIZE, order_gen)
+            shift = rep % len(contestants)
+            for c in contestants[shift:] + contestants[:shift]:
+                times[c.name].append(c.epoch(idxs)[0])
+
+    print(f"\nmedian seconds per epoch over {args.repeats} interleaved epochs (min-max in brackets)\n")
+    header = f"{'model':<10} {'ours':>18} {'torch.nn':>18} {'fastai':>18} {'torch.nn/ours':>14} {'fastai/ours':>12}"
+    print(header + "\n" + "-" * len(header))
+    for label, (_, _, times) in runs.items():
+        med = {k: statistics.median(v) for k, v in times.items()}
+        cells = [f"{med[k]:.3f} [{min(v):.3f}-{max(v):.3f}]" for k, v in times.items()]
+        print(f"{label:<10} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18} "
+              f"{med['torch.nn'] / med['ours']:>13.2f}x {med['fastai'] / med['ours']:>11.2f}x")
+    print("\ngoal: ours at least 1.5x faster than torch.nn (torch.nn/ours >= 1.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Every number the report's prose states, computed from the cached results and formatted for print.
+
+`findings()` returns a flat dict of strings, so the report's inline expressions stay simple look-ups
+(`{python} F["lr_valid_acc"]`) and a test can check that none of them is NaN.
+"""
+
+import math
+
+import torch
+
+from . import analysis as A
+from .data import load_split
+from .experiments import EXPERIMENTS, LOGISTIC, TWO_LAYER, results
+
+
+def load_all(**kw) -> dict[str, list[dict]]:
+    """Every experiment's results, computing whatever is missing."""
+    return {name: results(name, **kw) for name in EXPERIMENTS}
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}"
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def findings(R: dict[str, list[dict]]) -> dict[str, str]:
+    F: dict[str, str] = {}
+    splits = {name: load_split(name) for name in ("train", "valid", "test")}
+    F.update({f"n_{k}": f"{len(v):,}" for k, v in splits.items()})
+
+    base = A.by(R["baseline"], "hidden")
+    lr_runs, mlp_runs = base[(LOGISTIC,)], base[(TWO_LAYER,)]
+    for key, runs in (("lr", lr_runs), ("mlp", mlp_runs)):
+        cfg = runs[0]["config"]
+        F[f"{key}_lr"], F[f"{key}_epochs"], F[f"{key}_seeds"] = f"{cfg['lr']:g}", str(cfg["epochs"]), str(len(runs))
+        for split in ("train", "valid", "test"):
+            F[f"{key}_{split}_acc"] = A.pm(A.final(runs, split, "acc"))
+            F[f"{key}_{split}_loss"] = _fmt(_mean(A.final(runs, split, "loss")))
+        F[f"{key}_init_loss"] = _fmt(_mean(A.initial_loss(runs)))
+    F["ln10"] = _fmt(math.log(10), 4)
+
+    lr_loss, mlp_loss = (_mean(A.final(r, "valid", "loss")) for r in (lr_runs, mlp_runs))
+    lr_err, mlp_err = (1 - _mean(A.final(r, "test", "acc")) for r in (lr_runs, mlp_runs))
+    F["loss_reduction"] = A.pct(1 - mlp_loss / lr_loss, 0)
+    F["error_reduction"] = A.pct(1 - mlp_err / lr_err, 0)
+    F["lr_test_err"], F["mlp_test_err"] = A.pct(lr_err), A.pct(mlp_err)
+    F["train_gap_lr"] = A.pct(_mean(A.final(lr_runs, "train", "acc")) - _mean(A.final(lr_runs, "valid", "acc")))
+    F["train_gap_mlp"] = A.pct(_mean(A.final(mlp_runs, "train", "acc")) - _mean(A.final(mlp_runs, "valid", "acc")))
+
+    F.update(_sweep(R["lr-sweep"]))
+    F.update(_weight_decay(R["weight-decay"]))
+    F.update(_hidden(R["hidden-size"]))
+    F.update(_bias(R["bias"]))
+    F.update(_full(R["full-mnist"]))
+    F.update(_mse(R["mse-regression"], splits["valid"].y))
+    return F
+
+
+def _sweep(sweep: list[dict]) -> dict[str, str]:
+    F = {}
+    for key, (name, points) in zip(("lr", "mlp"), A.sweep_points(sweep).items()):
+        ok = [p for p in points if p[1] is not None]
+        bad = [lr for lr, loss, _ in points if loss is None or loss > 2]  # no better than chance (ln 10)
+        F[f"sweep_{key}_worst_acc"] = A.pct(min(acc for _, _, acc in ok))
+        F[f"sweep_{key}_fail_lr"] = f"{min(bad):g}" if bad else "none"
+        F[f"sweep_{key}_slow_acc"] = A.pct(ok[0][2])
+    F["sweep_lrs"] = ", ".join(f"{lr:g}" for lr, *_ in next(iter(A.sweep_points(sweep).values())))
+    return F
+
+
+def _best_by(runs: list[dict], key: str) -> tuple:
+    """The setting of `key` with the highest mean validation accuracy, and that accuracy."""
+    groups = A.by(runs, key)
+    value = max(groups, key=lambda k: _mean(A.final(groups[k], "valid", "acc")))
+    return value[0], _mean(A.final(groups[value], "valid", "acc"))
+
+
+def _weight_decay(runs: list[dict]) -> dict[str, str]:
+    F = {}
+    for key, (name, model_runs) in zip(("lr", "mlp"), A.by_model(runs).items()):
+        groups = A.by(model_runs, "weight_decay")
+        best, best_acc = _best_by(model_runs, "weight_decay")
+        strongest = max(groups)
+        F[f"wd_{key}_best"] = f"{best:g}"
+        F[f"wd_{key}_best_acc"] = A.pct(best_acc, 2)
+        F[f"wd_{key}_zero_acc"] = A.pct(_mean(A.final(groups[(0.0,)], "valid", "acc")), 2)
+        F[f"wd_{key}_strong"] = f"{strongest[0]:g}"
+        F[f"wd_{key}_strong_acc"] = A.pct(_mean(A.final(groups[strongest], "valid", "acc")), 2)
+        F[f"wd_{key}_zero_gap"] = A.pct(_gap(groups[(0.0,)]))
+        F[f"wd_{key}_best_gap"] = A.pct(_gap(groups[(best,)]))
+    return F
+
+
+def _gap(runs: list[dict]) -> float:
+    """Mean training minus validation accuracy: how much the model fits the training set only."""
+    return _mean(A.final(runs, "train", "acc")) - _mean(A.final(runs, "valid", "acc"))
+
+
+def _hidden(runs: list[dict]) -> dict[str, str]:
+    groups = A.by(runs, "hidden")
+    acc = {k[0][0]: _mean(A.final(g, "valid", "acc")) for k, g in groups.items()}
+    best, smallest, largest = max(acc, key=acc.get), min(acc), max(acc)
+    return {
+        "h_best": str(best), "h_best_acc": A.pct(acc[best]),
+        "h_smallest": str(smallest), "h_smallest_acc": A.pct(acc[smallest]),
+        "h_largest": str(largest), "h_largest_acc": A.pct(acc[largest]),
+        "h_30_acc": A.pct(acc[30]) if 30 in acc else "n/a",
+    }
+
+
+def _bias(runs: list[dict]) -> dict[str, str]:
+    F = {}
+    for key, (name, model_runs) in zip(("lr", "mlp"), A.by_model(runs).items()):
+        groups = A.by(model_runs, "bias")
+        for b, label in ((True, "with"), (False, "without")):
+            F[f"bias_{key}_{label}"] = A.pm(A.final(groups[(b,)], "valid", "acc"), digits=2)
+        diff = _mean(A.final(groups[(True,)], "valid", "acc")) - _mean(A.final(groups[(False,)], "valid", "acc"))
+        F[f"bias_{key}_diff"] = f"{100 * diff:+.2f}"
+    return F
+
+
+def _full(runs: list[dict]) -> dict[str, str]:
+    return {f"full_{'lr' if A.model_name(r) == 'logistic regression' else 'mlp'}_test": A.pct(r["final"]["valid"]["acc"], 2)
+            for r in runs}
+
+
+def _mse(runs: list[dict], labels: torch.Tensor) -> dict[str, str]:
+    best = A.best_mse_runs(runs)
+    F = {f"{obj.replace('-', '_')}_acc": A.pm(A.final(r, "valid", "acc")) for obj, r in best.items()}
+    F.update({f"{obj.replace('-', '_')}_lr": f"{r[0]['config']['lr']:g}" for obj, r in best.items()})
+    reg, ce = best["mse-digit"][0], best["cross-entropy"][0]
+    for key, run in (("mse", reg), ("ce", ce)):
+        dist = A.error_distance(run, labels)
+        F[f"{key}_off_by_one"] = A.pct(dist["off_by_one"], 0)
+        F[f"{key}_err_distance"] = _fmt(dist["mean_distance"], 2)
+    s = A.shrinkage(reg, labels)
+    F["mse_slope"] = _fmt(s["slope"], 2)
+    F["mse_mean_0"], F["mse_mean_9"] = _fmt(s["mean_for_0"], 2), _fmt(s["mean_for_9"], 2)
+    F["mse_in_between"] = str(len(A.in_between(reg, labels, n=10**9)))
+    out = torch.tensor(reg["valid_output"])
+    for a, b in ((4, 9),):
+        pair = (labels == a) | (labels == b)
+        mid = ((out[pair] - (a + b) / 2).abs() < 1).double().mean()
+        F["mse_49_middle"] = A.pct(mid.item(), 0)
+        wrong = pair & (torch.tensor(reg["valid_pred"]) != labels)
+        F["mse_49_wrong"] = A.pct(wrong.sum().item() / pair.sum().item(), 0)
+    F["mse_ratio_17_12"] = f"{A.pair_loss_ratio(1, 7, 2):g}"
+    return F
