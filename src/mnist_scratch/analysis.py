@@ -79,18 +79,14 @@ def initial_loss(results: list[dict]) -> list[float]:
     return [r["history"]["train_loss"][0] for r in results]
 
 
-def sweep_points(sweep: list[dict]) -> dict[str, list[tuple[float, float | None, float | None]]]:
-    """Per model: (lr, best validation loss, validation accuracy at that epoch), None where diverged."""
-    points: dict[str, list] = defaultdict(list)
+def sweep_points(sweep: list[dict]) -> dict[str, dict[int, list[tuple[float, float | None, float | None]]]]:
+    """Per model and epoch budget: (lr, final validation loss, final validation accuracy), None where diverged."""
+    points: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
     for r in sweep:
-        lr = r["config"]["lr"]
-        if r["diverged"]:
-            points[model_name(r)].append((lr, None, None))
-            continue
-        losses = r["history"]["valid_loss"]
-        best = min(range(1, len(losses)), key=losses.__getitem__)
-        points[model_name(r)].append((lr, losses[best], r["history"]["valid_acc"][best]))
-    return dict(points)
+        ok = not r["diverged"]
+        point = (r["config"]["lr"], *((r["final"]["valid"]["loss"], r["final"]["valid"]["acc"]) if ok else (None, None)))
+        points[model_name(r)][r["config"]["epochs"]].append(point)
+    return {name: dict(budgets) for name, budgets in points.items()}
 
 
 # --- the MSE-regression analysis ---------------------------------------------------------------

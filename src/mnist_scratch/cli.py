@@ -15,7 +15,7 @@ def _hidden(text: str) -> tuple[int, ...]:
     if text.strip().lower() in ("none", "0"):
         return ()
     parts = text.split(",")
-    if not text.strip() or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    if not text.strip() or not all(p.strip().isascii() and p.strip().isdigit() and int(p) > 0 for p in parts):
         raise UserError(f"hidden sizes must be positive whole numbers separated by commas (or 'none'), got {text!r}")
     return tuple(int(p) for p in parts)
 
@@ -107,7 +107,7 @@ def cmd_train(args) -> None:
         dataset=args.dataset,
     )
     (result,) = run([cfg], jobs=1, data_path=args.data, desc=cfg.architecture)
-    summary = {k: result[k] for k in ("architecture", "diverged", "diverged_at", "final")}
+    summary = {k: result[k] for k in ("architecture", "diverged", "diverged_at", "final", "dead_units") if k in result}
     print(json.dumps({"config": result["config"], **summary}, indent=2))
 
 

@@ -67,23 +67,29 @@ def loss_curves(get: Getter):
 
 
 def lr_sweep(get: Getter):
-    """Best validation loss and the accuracy at that epoch against the learning rate; x marks divergence."""
-    points = A.sweep_points(get("lr-sweep"))
-    chosen = A.chosen(get("lr-sweep"))
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for name, pts in points.items():
-        c = MODEL_COLOURS[name]
-        ok = [(lr, loss, acc) for lr, loss, acc in pts if loss is not None]
-        lrs, losses, accs = zip(*ok)
-        ax_loss.plot(lrs, losses, "o-", color=c, label=name)
-        ax_acc.plot(lrs, [100 * a for a in accs], "o-", color=c, label=name)
-        for lr in (lr for lr, loss, _ in pts if loss is None):
-            ax_loss.axvline(lr, color=c, linestyle=":")
-        ax_loss.plot(*[[v] for v in (chosen[name][0], min(losses))], "*", color=c, markersize=14)
-    ax_loss.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="lowest validation loss")
-    ax_acc.set(xscale="log", xlabel="learning rate", ylabel="validation accuracy at that epoch (%)")
-    ax_acc.set_ylim(bottom=max(0, ax_acc.get_ylim()[0]))
-    ax_loss.legend(title="★ chosen")
+    """Final validation loss and accuracy against the learning rate, a line per epoch budget; ★ = chosen."""
+    sweep = get("lr-sweep")
+    chosen = A.chosen(sweep)
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True)
+    for (ax_loss, ax_acc), (name, budgets) in zip(axes, A.sweep_points(sweep).items()):
+        for colour, (epochs, pts) in zip(OKABE_ITO[1:], sorted(budgets.items())):
+            ok = [(lr, loss, acc) for lr, loss, acc in pts if loss is not None]
+            lrs, losses, accs = zip(*ok)
+            ax_loss.plot(lrs, losses, "o-", color=colour, markersize=4, label=f"{epochs} epochs")
+            ax_acc.plot(lrs, [100 * a for a in accs], "o-", color=colour, markersize=4)
+            for lr in (lr for lr, loss, _ in pts if loss is None):
+                ax_loss.axvline(lr, color=colour, linestyle=":")
+        lr, epochs = chosen[name]
+        pick = next(p for p in budgets[epochs] if p[0] == lr)
+        ax_loss.plot(lr, pick[1], "*", color="black", markersize=13)
+        ax_acc.plot(lr, 100 * pick[2], "*", color="black", markersize=13, label=f"chosen: lr {lr:g}, {epochs} epochs")
+        ax_loss.set(xscale="log", yscale="log", ylabel="validation loss", title=name)
+        ax_acc.set(xscale="log", ylabel="validation accuracy (%)", title=name)
+        ax_acc.set_ylim(max(0, min(ax_acc.get_ylim()[0], 100 * pick[2] - 8)), 100)
+        ax_acc.legend(loc="lower left")
+    axes[0][0].legend(loc="upper left", fontsize=8)
+    for ax in axes[1]:
+        ax.set_xlabel("peak learning rate (decays linearly to 0)")
     return fig
 
 

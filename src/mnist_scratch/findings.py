@@ -60,14 +60,22 @@ def findings(R: dict[str, list[dict]]) -> dict[str, str]:
 
 
 def _sweep(sweep: list[dict]) -> dict[str, str]:
+    """How wide the sweep is, and what its ends do: the slowest rate's accuracy, the first failing rate."""
     F = {}
-    for key, (name, points) in zip(("lr", "mlp"), A.sweep_points(sweep).items()):
-        ok = [p for p in points if p[1] is not None]
-        bad = [lr for lr, loss, _ in points if loss is None or loss > 2]  # no better than chance (ln 10)
-        F[f"sweep_{key}_worst_acc"] = A.pct(min(acc for _, _, acc in ok))
+    for key, (name, budgets) in zip(("lr", "mlp"), A.sweep_points(sweep).items()):
+        points = budgets[max(budgets)]  # the longest budget: the fairest chance for small rates
+        bad = [lr for lr, loss, _ in points if loss is None or loss > math.log(10) - 0.3]  # near chance
+        F[f"sweep_{key}_slow_acc"] = A.pct(points[0][2])
         F[f"sweep_{key}_fail_lr"] = f"{min(bad):g}" if bad else "none"
-        F[f"sweep_{key}_slow_acc"] = A.pct(ok[0][2])
-    F["sweep_lrs"] = ", ".join(f"{lr:g}" for lr, *_ in next(iter(A.sweep_points(sweep).values())))
+        F[f"sweep_{key}_fast_acc"] = A.pct(points[-1][2]) if points[-1][2] is not None else "diverged"
+    failed = [r for r in sweep if A.model_name(r) == "784-30-10 ReLU" and not r["diverged"]
+              and f"{r['config']['lr']:g}" == F["sweep_mlp_fail_lr"]]
+    F["sweep_mlp_dead"] = A.pct(_mean([r["dead_units"][0] for r in failed]), 0) if failed else "n/a"
+    runs = A.sweep_points(sweep)
+    some = next(iter(runs.values()))
+    F["sweep_lrs"] = ", ".join(f"{lr:g}" for lr, *_ in some[max(some)])
+    F["sweep_epochs"] = ", ".join(map(str, sorted(some)))
+    F["sweep_runs"] = str(len(sweep))
     return F
 
 

@@ -43,9 +43,14 @@ class Linear(Module):
     nn.Linear calls `kaiming_uniform_(a=sqrt(5))`: bound = gain * sqrt(3 / fan_in) with
     gain = sqrt(2 / (1 + a**2)) = sqrt(1/3), so bound = 1 / sqrt(fan_in); its bias is uniform in
     the same ±1 / sqrt(fan_in).
+
+    `input_grad=False` is for a first layer, whose input is data: `backward` then skips the
+    (batch x n_in) product nobody needs and returns None.
     """
 
-    def __init__(self, n_in: int, n_out: int, bias: bool = True, *, generator=None, dtype=torch.float32):
+    def __init__(self, n_in: int, n_out: int, bias: bool = True, *, input_grad: bool = True,
+                 generator=None, dtype=torch.float32):
+        self.input_grad = input_grad
         bound = 1 / math.sqrt(n_in)
 
         def uniform(*shape):
@@ -55,14 +60,15 @@ class Linear(Module):
         self.bias = Parameter(uniform(n_out)) if bias else None
 
     def forward(self, x):
-        out = x @ self.weight.data
-        return out + self.bias.data if self.bias is not None else out
+        if self.bias is None:
+            return x @ self.weight.data
+        return torch.addmm(self.bias.data, x, self.weight.data)  # bias + x @ weight, in one call
 
     def backward(self, grad):
         self.weight.grad = self.inp.T @ grad
         if self.bias is not None:
             self.bias.grad = grad.sum(0)
-        return grad @ self.weight.data.T
+        return grad @ self.weight.data.T if self.input_grad else None
 
     def parameters(self):
         return [self.weight] + ([self.bias] if self.bias is not None else [])
@@ -100,13 +106,14 @@ def mlp(sizes: list[int], bias: bool = True, *, generator=None, dtype=torch.floa
     """Linear layers between consecutive `sizes` with a ReLU between each pair.
 
     `[784, 10]` is logistic regression (multinomial: softmax on top of one linear layer);
-    `[784, 30, 10]` is the assignment's two-layer network.
+    `[784, 30, 10]` is the assignment's two-layer network. The first layer's input is data, so
+    `backward` returns None.
     """
     layers: list[Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         if i:
             layers.append(ReLU())
-        layers.append(Linear(n_in, n_out, bias, generator=generator, dtype=dtype))
+        layers.append(Linear(n_in, n_out, bias, input_grad=i > 0, generator=generator, dtype=dtype))
     return Sequential(*layers)
 
 
@@ -129,12 +136,12 @@ class CrossEntropy(Loss):
 
     def forward(self, out, target):
         self.logp = log_softmax(out)
-        return -self.logp[torch.arange(len(target)), target].mean()
+        return -self.logp.gather(1, target.unsqueeze(1)).mean()
 
     def backward(self):
         grad = self.logp.exp()  # softmax
         grad[torch.arange(len(self.target)), self.target] -= 1
-        return grad / len(self.target)
+        return grad.div_(len(self.target))
 
 
 class MSE(Loss):

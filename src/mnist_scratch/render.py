@@ -56,4 +56,4 @@ def report(*, jobs=None, data_path=None, figures_dir: Path = PROJECT_ROOT / "fig
     done = subprocess.run([quarto, "render", "report.qmd"], cwd=PROJECT_ROOT, env=env)
     if done.returncode:
         raise UserError(f"`quarto render report.qmd` failed (exit {done.returncode}); its output is above", 1)
-    return PROJECT_ROOT / "report.html"
+    return PROJECT_ROOT / "_site" / "report.html"

@@ -9,6 +9,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+import torch
+
 from .store import atomic_write, cache_root, sha256
 from .train import RunConfig
 
@@ -17,9 +19,9 @@ CODE = ("data.py", "modules.py", "objectives.py", "sgd.py", "train.py")
 
 @cache
 def code_version() -> str:
-    """Hash of the source of every module that determines a run's numbers."""
+    """Hash of the source of every module that determines a run's numbers, and of torch's version."""
     here = Path(__file__).parent
-    return sha256(*((here / name).read_bytes() for name in CODE))
+    return sha256(torch.__version__.encode(), *((here / name).read_bytes() for name in CODE))
 
 
 def run_key(cfg: RunConfig) -> str:

@@ -41,20 +41,17 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
     found = {cfg: None if force else results.load(cfg) for cfg in dict.fromkeys(configs)}
     todo = sorted((cfg for cfg, r in found.items() if r is None), key=_cost, reverse=True)
     jobs = min(jobs or default_jobs(), len(todo))
-    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not todo)
-    if jobs <= 1:
-        for cfg in todo:
-            found[cfg] = _finish(cfg, _work(cfg, data_path), bar)
-    else:
-        # Decode the data once here, so workers only read the cache; spawn, since fork after torch
-        # has started threads can deadlock.
-        for dataset in {cfg.dataset for cfg in todo}:
-            data.load(dataset, data=data_path)
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_work, cfg, data_path): cfg for cfg in todo}
-            for future in as_completed(futures):
-                found[futures[future]] = _finish(futures[future], future.result(), bar)
-    bar.close()
+    for dataset in sorted({cfg.dataset for cfg in todo}):  # decode (or fail on missing data) first
+        _splits(dataset, data_path)
+    with tqdm(total=len(todo), desc=desc, unit="run", disable=not todo) as bar:
+        if jobs <= 1:
+            for cfg in todo:
+                found[cfg] = _finish(cfg, _work(cfg, data_path), bar)
+        else:  # spawn, not fork: forking after torch has started threads can deadlock
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_work, cfg, data_path): cfg for cfg in todo}
+                for future in as_completed(futures):
+                    found[futures[future]] = _finish(futures[future], future.result(), bar)
     return [found[cfg] for cfg in configs]
 
 

@@ -17,5 +17,5 @@ class SGD:
 
     def step(self) -> None:
         for p in self.params:
-            grad = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            p.data -= self.lr * grad
+            grad = p.grad.add(p.data, alpha=self.weight_decay) if self.weight_decay else p.grad
+            p.data.add_(grad, alpha=-self.lr)

@@ -11,12 +11,23 @@ from tqdm.auto import tqdm
 
 from .data import Split, Splits
 from .errors import UserError
-from .modules import Loss, Module, mlp
+from .modules import Loss, Module, ReLU, Sequential, mlp
 from .objectives import OBJECTIVES, Objective, objective
 from .sgd import SGD
 
 N_PIXELS = 784
 EVAL_CHUNK = 10_000  # rows evaluated at once: bounds memory on full MNIST
+SCHEDULES = ("linear", "constant")
+
+
+def learning_rate(schedule: str, lr: float, step: int, total_steps: int) -> float:
+    """The learning rate at `step` (0-based) of `total_steps`.
+
+    `constant`: `lr` throughout. `linear`: falls in a straight line from `lr` at the first step
+    towards 0 at the end of the run, so early steps travel and late steps settle instead of
+    bouncing around the minimum with minibatch noise.
+    """
+    return lr if schedule == "constant" else lr * (1 - step / total_steps)
 
 
 @dataclass(frozen=True)
@@ -26,16 +37,20 @@ class RunConfig:
     hidden: tuple[int, ...] = (30,)
     objective: str = "cross-entropy"
     lr: float = 0.1
+    schedule: str = "linear"  # see `learning_rate`
     epochs: int = 10
     batch_size: int = 16
     weight_decay: float = 0.0
     bias: bool = True
     seed: int = 0
     dataset: str = "subset"
-    max_train: int | None = None  # use only the first N training images (quick checks in CI)
+    max_train: int | None = None  # train on a fixed random sample of N images (quick checks in CI)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        for name in ("lr", "weight_decay"):  # 1 and 1.0 are one config, with one cache key
+            if isinstance(getattr(self, name), int):
+                object.__setattr__(self, name, float(getattr(self, name)))
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise UserError(f"learning rate must be a positive number, got {self.lr!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -49,6 +64,8 @@ class RunConfig:
             raise UserError(f"max_train must be at least 1, got {self.max_train}")
         if self.objective not in OBJECTIVES:
             objective(self.objective)  # raises the message listing the valid names
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.dataset not in ("subset", "full"):
             raise UserError(f"unknown dataset {self.dataset!r}; choose subset or full")
 
@@ -97,6 +114,16 @@ def evaluate(model: Module, loss_fn: Loss, obj: Objective, split: Split) -> Eval
     return Evaluation(loss, (preds == split.y).double().mean().item(), outputs, preds)
 
 
+def dead_units(model: Sequential, x: Tensor) -> list[float]:
+    """Per ReLU layer, the share of units that output 0 for every row of `x`: they pass no gradient."""
+    shares = []
+    for layer in model.layers:
+        x = layer(x)
+        if isinstance(layer, ReLU):
+            shares.append(((x > 0).sum(0) == 0).double().mean().item())
+    return shares
+
+
 def confusion(y: Tensor, preds: Tensor) -> list[list[int]]:
     """10 x 10 counts: row = true digit, column = predicted digit."""
     return torch.bincount(y * 10 + preds, minlength=100).reshape(10, 10).tolist()
@@ -113,9 +140,9 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
     start = time.perf_counter()
     obj = objective(cfg.objective)
     train_split = splits.train
-    if cfg.max_train is not None:
-        n = cfg.max_train
-        train_split = Split(train_split.x[:n], train_split.y[:n], train_split.paths[:n])
+    if cfg.max_train is not None:  # the splits are ordered by digit: sample, the same for every run
+        keep = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(0))[: cfg.max_train]
+        train_split = Split(train_split.x[keep], train_split.y[keep], tuple(train_split.paths[i] for i in keep))
     with torch.inference_mode(), one_thread():
         init_gen, order_gen = generators(cfg.seed)
         model = mlp([N_PIXELS, *cfg.hidden, obj.n_out], cfg.bias, generator=init_gen)
@@ -127,11 +154,13 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         before_v = evaluate(model, loss_fn, obj, splits.valid)
         hist = {"train_loss": [before_t.loss], "valid_loss": [before_v.loss], "valid_acc": [before_v.acc]}
         step_loss: list[float] = []
+        total_steps = cfg.epochs * math.ceil(len(train_split) / cfg.batch_size)
         diverged_at = None
         epochs = tqdm(range(1, cfg.epochs + 1), desc=cfg.architecture, disable=not progress, leave=False)
         for epoch in epochs:
             losses = []
             for idx in batches(len(train_split), cfg.batch_size, order_gen):
+                opt.lr = learning_rate(cfg.schedule, cfg.lr, len(step_loss), total_steps)
                 loss = loss_fn(model(train_split.x[idx]), targets[idx]).item()
                 if not math.isfinite(loss):
                     diverged_at = {"epoch": epoch, "step": len(step_loss)}
@@ -177,7 +206,8 @@ def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
             conf[name] = confusion(split.y, ev.preds)
         if name == "valid":
             valid = ev
-    out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist()}
+    out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist(),
+           "dead_units": dead_units(model, train_split.x)}
     if obj.n_out == 1:  # the regression's raw outputs, for the failure analysis
         out["valid_output"] = valid.outputs.squeeze(1).tolist()
     return out

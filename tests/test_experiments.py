@@ -1,0 +1,884 @@
+"""Experiments, the result cache, the runner and the command line, end to end.
+
+Every test that writes a cache gets its own cache root (`$MNIST_SCRATCH_CACHE` or `--cache`); the
+decoded MNIST arrays are shared through a private, session-wide data folder, seeded from the
+project's `.cache/data` when that exists (the project's cache itself is only ever read).
+"""
+
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from mnist_scratch import data, experiments, results, runner, store
+from mnist_scratch.experiments import CLASSIFIERS, EXPERIMENTS, LOGISTIC, TWO_LAYER, Context, choose, configs
+from mnist_scratch.train import RunConfig, train
+
+CACHE_ENV = store.CACHE_ENV
+PROJECT_DATA = store.PROJECT_ROOT / ".cache" / "data"
+ERROR_PREFIX = "mnist-scratch: error:"
+
+# A run that trains in a fraction of a second: logistic regression, one epoch on 200 images.
+SMALL = RunConfig(hidden=(), epochs=1, max_train=200)
+
+
+# --------------------------------------------------------------------------------------------------
+# fixtures and helpers
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_by_default(tmp_path_factory, monkeypatch):
+    """Every test starts with an empty cache root of its own: none can touch the project's `.cache`."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("default-cache")))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A private data cache folder, holding copies of the project's decoded arrays if it has them."""
+    folder = tmp_path_factory.mktemp("mnist-data") / "data"
+    folder.mkdir()
+    if PROJECT_DATA.is_dir():
+        for f in PROJECT_DATA.glob("mnist-*.npz"):
+            shutil.copy(f, folder / f.name)
+    return folder
+
+
+def new_cache(root: Path, data_dir: Path) -> Path:
+    """A fresh cache root whose `data/` is the shared data folder (runs/ is its own)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").symlink_to(data_dir, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def subset_ready(data_dir, tmp_path_factory) -> None:
+    """Decode the subset into the shared data folder once (a no-op when it was copied)."""
+    root = new_cache(tmp_path_factory.mktemp("warm"), data_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(root))
+        data.load("subset")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch, data_dir, subset_ready) -> Path:
+    """This test's own cache root, set in the environment."""
+    root = new_cache(tmp_path / "cache", data_dir)
+    monkeypatch.setenv(CACHE_ENV, str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, data_dir, subset_ready) -> Path:
+    """One cache shared by the tiny end-to-end tests, so lr-sweep is computed once."""
+    return new_cache(tmp_path_factory.mktemp("tiny") / "cache", data_dir)
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[RunConfig]:
+    """The configs this process trains through the runner, in order (runner._work still trains)."""
+    seen: list[RunConfig] = []
+    real = runner._work
+
+    def counting(cfg, data_path):
+        seen.append(cfg)
+        return real(cfg, data_path)
+
+    monkeypatch.setattr(runner, "_work", counting)
+    return seen
+
+
+def forbid_training(monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise AssertionError("trained although the result is cached")
+
+    monkeypatch.setattr(runner, "_work", boom)
+    monkeypatch.setattr(runner, "train", boom)
+
+
+def env_for(cache_root: Path) -> dict:
+    env = {**os.environ, CACHE_ENV: str(cache_root)}
+    for var in ("MNIST_SCRATCH_JOBS", "TQDM_DISABLE"):
+        env.pop(var, None)
+    return env
+
+
+def cli(*args: str, cache: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m mnist_scratch ARGS` in a subprocess, with `cache` as its cache root."""
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_scratch", *args],
+        capture_output=True,
+        text=True,
+        env=env_for(cache),
+        cwd=cache,
+        timeout=timeout,
+    )
+
+
+def without_seconds(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "seconds"}
+
+
+def runs_dir_listing(root: Path) -> list[str]:
+    runs = root / "runs"
+    return sorted(os.listdir(runs)) if runs.is_dir() else []
+
+
+# --------------------------------------------------------------------------------------------------
+# determinism
+
+
+DETERMINISM_SCRIPT = """
+import json, sys
+from mnist_scratch import data, results
+from mnist_scratch.train import RunConfig, train
+cfg = RunConfig(hidden=(30,), epochs=2, max_train=1000, seed=int(sys.argv[1]))
+r = train(cfg, data.load("subset"))
+print(json.dumps({"key": results.run_key(cfg), **{k: r[k] for k in ("history", "final", "valid_pred")}}))
+"""
+
+
+def test_training_is_deterministic_across_processes(cache):
+    def spawn(seed):
+        return subprocess.Popen(
+            [sys.executable, "-c", DETERMINISM_SCRIPT, str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_for(cache),
+        )
+
+    procs = [spawn(seed) for seed in (0, 0, 1)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        outs.append(json.loads(out))
+    a, b, other = outs
+
+    assert a["history"] == b["history"]  # exact equality, every float
+    assert a == b
+    assert len(a["history"]["valid_loss"]) == 3 and len(a["history"]["step_loss"]) == 2 * math.ceil(1000 / 16)
+
+    assert other["history"] != a["history"]
+    assert other["history"]["valid_loss"][0] != a["history"]["valid_loss"][0]  # another initialisation
+    assert other["key"] != a["key"]
+
+    # and the same numbers in this process, whose torch state (threads, earlier runs) differs
+    cfg = RunConfig(hidden=(30,), epochs=2, max_train=1000, seed=0)
+    here = train(cfg, data.load("subset"))
+    assert here["history"] == a["history"] and here["final"] == a["final"]
+    assert results.run_key(cfg) == a["key"]
+
+
+def test_max_train_takes_a_sample_of_every_digit(cache):
+    """`max_train` (and so every tiny run) must train on images of every digit."""
+    splits = data.load("subset")
+    n = 500
+    assert len(set(splits.train.y.tolist())) == 10
+    r = train(RunConfig(hidden=(), lr=0.1, epochs=1, max_train=n), splits)
+    # On the first 500 images of a class-balanced, shuffled subset this reaches about 0.7.
+    assert r["final"]["valid"]["acc"] > 0.5, (
+        f"the first {n} training images hold the digits {sorted(set(splits.train.y[:n].tolist()))}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# cache keys
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+ONE_FIELD_CHANGES = [
+    ("lr", 0.2),
+    ("lr", 0.1000001),
+    ("schedule", "constant"),
+    ("epochs", 11),
+    ("batch_size", 32),
+    ("weight_decay", 1e-4),
+    ("bias", False),
+    ("seed", 1),
+    ("hidden", ()),
+    ("hidden", (31,)),
+    ("hidden", (30, 10)),
+    ("objective", "mse-onehot"),
+    ("objective", "mse-digit"),
+    ("dataset", "full"),
+    ("max_train", 1000),
+]
+
+
+def test_key_changes_cover_every_config_field():
+    assert {name for name, _ in ONE_FIELD_CHANGES} == set(DEFAULTS)
+
+
+def test_run_key_equal_for_equal_configs():
+    a = RunConfig(**DEFAULTS)
+    b = RunConfig(hidden=[30], lr=0.1, epochs=10, seed=0)  # a list, some fields left to defaults
+    assert a is not b and a == b
+    assert results.run_key(a) == results.run_key(b) == results.run_key(RunConfig())
+    assert results.entry_path(a) == results.entry_path(b)
+
+
+@pytest.mark.parametrize("field,value", ONE_FIELD_CHANGES, ids=lambda v: str(v))
+def test_run_key_differs_for_any_changed_field(field, value):
+    base = RunConfig()
+    changed = RunConfig(**{**DEFAULTS, field: value})
+    assert changed != base
+    assert results.run_key(changed) != results.run_key(base)
+    assert results.entry_path(changed) != results.entry_path(base)
+
+
+def test_run_keys_of_single_changes_are_all_distinct():
+    cfgs = [RunConfig()] + [RunConfig(**{**DEFAULTS, f: v}) for f, v in ONE_FIELD_CHANGES]
+    assert len({results.run_key(c) for c in cfgs}) == len(cfgs)
+
+
+def test_run_key_changes_with_code_version(monkeypatch):
+    cfg = RunConfig()
+    before = results.run_key(cfg)
+    monkeypatch.setattr(results, "code_version", lambda: "0" * 64)
+    assert results.run_key(cfg) != before
+    monkeypatch.setattr(results, "code_version", lambda: "1" * 64)
+    assert results.run_key(cfg) not in (before, results.run_key(RunConfig(seed=1)))
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the package's sources that `results.code_version` hashes instead of the real ones."""
+    src = Path(results.__file__).parent
+    copy = tmp_path / "pkg"
+    copy.mkdir()
+    for f in src.glob("*.py"):
+        shutil.copy(f, copy / f.name)
+    monkeypatch.setattr(results, "__file__", str(copy / "results.py"))
+    return copy
+
+
+@pytest.mark.parametrize("module", results.CODE)
+def test_code_version_follows_every_engine_module(package_copy, module):
+    version = results.code_version.__wrapped__  # the uncached function
+    before = version()
+    assert before == results.code_version()  # the copy hashes like the original
+    with open(package_copy / module, "a") as f:
+        f.write("\n# an edit\n")
+    assert version() != before
+
+
+@pytest.mark.parametrize("module", ["cli.py", "figures.py", "experiments.py", "analysis.py"])
+def test_code_version_ignores_modules_that_do_not_compute_runs(package_copy, module):
+    version = results.code_version.__wrapped__
+    before = version()
+    with open(package_copy / module, "a") as f:
+        f.write("\n# an edit\n")
+    assert version() == before
+
+
+@pytest.mark.parametrize("tiny,index", [(True, 0), (True, -1), (False, 3)])
+def test_changing_one_sweep_learning_rate_changes_exactly_its_runs(monkeypatch, tiny, index):
+    before = configs("lr-sweep", tiny=tiny)
+    lrs = list(experiments.SWEEP_LRS)
+    old = lrs[index]
+    new = lrs[index] = old * 1.5
+    monkeypatch.setattr(experiments, "SWEEP_LRS", tuple(lrs))
+    after = configs("lr-sweep", tiny=tiny)
+
+    key = results.run_key
+    assert len(after) == len(before)
+    assert {c.lr for c in after} == {c.lr for c in before} - {old} | {new}
+    changed = {key(c) for c in after} - {key(c) for c in before}
+    gone = {key(c) for c in before} - {key(c) for c in after}
+    assert changed == {key(c) for c in after if c.lr == new}  # the runs at the new rate, and no others
+    assert gone == {key(c) for c in before if c.lr == old}
+    # one run per model and number of epochs
+    per_model = len({c.epochs for c in before})
+    assert len(changed) == len(gone) == len(CLASSIFIERS) * per_model
+    assert {c.hidden for c in after if c.lr == new} == set(CLASSIFIERS.values())
+
+
+def fake_run(hidden, lr, epochs, valid_acc, valid_loss=0.5, *, diverged=False, test_acc=0.5, train_acc=0.5):
+    """A hand-made sweep result, just what `choose` and the experiments read."""
+    return {
+        "config": RunConfig(hidden=hidden, lr=lr, epochs=epochs).as_dict(),
+        "diverged": diverged,
+        "diverged_at": {"epoch": 1, "step": 0} if diverged else None,
+        "history": {"valid_loss": [2.3] + [valid_loss] * (0 if diverged else epochs)},
+        "final": None
+        if diverged
+        else {
+            "train": {"loss": 0.1, "acc": train_acc},
+            "valid": {"loss": valid_loss, "acc": valid_acc},
+            "test": {"loss": 0.1, "acc": test_acc},
+        },
+    }
+
+
+SWEEP = [
+    fake_run(LOGISTIC, 0.01, 40, 0.85),
+    fake_run(LOGISTIC, 0.1, 10, 0.88),  # best logistic
+    fake_run(LOGISTIC, 1.0, 5, 0.80),
+    fake_run(TWO_LAYER, 0.1, 40, 0.90),
+    fake_run(TWO_LAYER, 0.3, 20, 0.93),  # best 2-layer
+    fake_run(TWO_LAYER, 3.0, 5, 0.10),
+]
+
+
+def test_changed_choice_changes_only_the_dependent_runs():
+    """A different sweep outcome for one model changes the baseline runs of that model, no others."""
+    sweep_b = [*SWEEP, fake_run(LOGISTIC, 0.3, 20, 0.89)]
+    a = experiments.baseline(Context(False, lambda name: SWEEP))
+    b = experiments.baseline(Context(False, lambda name: sweep_b))
+    keys_a = {results.run_key(c) for c in a}
+    changed = [c for c in b if results.run_key(c) not in keys_a]
+    assert len(a) == len(b) == 2 * len(experiments.SEEDS)
+    assert len(changed) == len(experiments.SEEDS)
+    assert all(c.hidden == LOGISTIC and c.lr == 0.3 and c.epochs == 20 for c in changed)
+
+
+def test_changing_one_mse_learning_rate_changes_exactly_its_runs(monkeypatch):
+    ctx = Context(False, lambda name: SWEEP)
+    before = {results.run_key(c) for c in experiments.mse_regression(ctx)}
+    lrs = dict(experiments.MSE_LRS)
+    lrs["mse-digit"] = (lrs["mse-digit"][0], 0.005, *lrs["mse-digit"][2:])
+    monkeypatch.setattr(experiments, "MSE_LRS", lrs)
+    after = experiments.mse_regression(ctx)
+    changed = [c for c in after if results.run_key(c) not in before]
+    assert len(after) == len(before)
+    assert len(changed) == 3  # its three seeds
+    assert {(c.objective, c.lr) for c in changed} == {("mse-digit", 0.005)}
+
+
+# --------------------------------------------------------------------------------------------------
+# choose
+
+
+def test_choose_picks_the_best_validation_accuracy_per_model():
+    assert choose(SWEEP) == {LOGISTIC: (0.1, 10), TWO_LAYER: (0.3, 20)}
+
+
+def test_choose_breaks_ties_by_lower_validation_loss():
+    sweep = [
+        fake_run(TWO_LAYER, 0.1, 10, 0.9, valid_loss=0.40),
+        fake_run(TWO_LAYER, 0.3, 5, 0.9, valid_loss=0.35),
+        fake_run(TWO_LAYER, 1.0, 40, 0.9, valid_loss=0.38),
+    ]
+    assert choose(sweep) == {TWO_LAYER: (0.3, 5)}
+    assert choose(sweep[::-1]) == {TWO_LAYER: (0.3, 5)}
+
+
+def test_choose_skips_diverged_runs():
+    sweep = [*SWEEP, fake_run(TWO_LAYER, 3.0, 40, 0.0, diverged=True), fake_run(LOGISTIC, 3.0, 40, 0.0, diverged=True)]
+    assert choose(sweep) == {LOGISTIC: (0.1, 10), TWO_LAYER: (0.3, 20)}
+    # a diverged run carrying high accuracies from before it diverged is still skipped
+    diverged = fake_run(TWO_LAYER, 1.0, 40, 0.99)
+    diverged["diverged"], diverged["diverged_at"] = True, {"epoch": 30, "step": 1}
+    assert choose([*SWEEP, diverged]) == choose(SWEEP)
+
+
+def test_choose_leaves_out_a_model_whose_runs_all_diverged():
+    sweep = [fake_run(LOGISTIC, 3.0, 5, 0.0, diverged=True), *SWEEP[3:]]
+    assert choose(sweep) == {TWO_LAYER: (0.3, 20)}
+    # the later experiments then use the 784-30-10 choice for it
+    assert experiments._chosen(Context(False, lambda name: sweep), LOGISTIC) == {"lr": 0.3, "epochs": 20}
+
+
+def test_choose_uses_only_the_validation_split():
+    sweep = [
+        fake_run(TWO_LAYER, 0.1, 10, 0.90, test_acc=0.99, train_acc=1.0),
+        fake_run(TWO_LAYER, 0.3, 10, 0.91, test_acc=0.10, train_acc=0.1),
+    ]
+    assert choose(sweep) == {TWO_LAYER: (0.3, 10)}
+
+
+def test_choose_is_order_independent():
+    assert choose(list(reversed(SWEEP))) == choose(SWEEP)
+    assert choose([]) == {}
+
+
+# --------------------------------------------------------------------------------------------------
+# reading and writing the cache
+
+
+def test_run_saves_the_entry_and_reads_it_back(cache, calls, monkeypatch):
+    (first,) = runner.run([SMALL], jobs=1)
+    assert calls == [SMALL]
+    path = results.entry_path(SMALL)
+    assert path.is_file() and path.parent == cache / "runs"
+    entry = json.loads(path.read_text())
+    assert entry["config"] == SMALL.as_dict() == first["config"]
+    assert entry["code"] == results.code_version()
+    assert results.load(SMALL) == first
+
+    forbid_training(monkeypatch)
+    (again,) = runner.run([SMALL], jobs=1)
+    assert again == first
+    (again,) = runner.run([SMALL], jobs=4)  # nothing to compute: no worker pool either
+    assert again == first
+
+
+def test_run_trains_each_distinct_config_once_and_keeps_order(cache, calls):
+    other = dataclasses.replace(SMALL, seed=1)
+    out = runner.run([SMALL, other, RunConfig(hidden=[], epochs=1, max_train=200)], jobs=1)
+    assert sorted(c.seed for c in calls) == [0, 1]
+    assert [r["config"]["seed"] for r in out] == [0, 1, 0]
+    assert out[0] == out[2]
+
+
+def _rewrite(path: Path, change) -> None:
+    entry = json.loads(path.read_text())
+    change(entry)
+    path.write_text(json.dumps(entry, sort_keys=True))
+
+
+def damage_truncate(path, other):
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def damage_empty(path, other):
+    path.write_text("")
+
+
+def damage_not_an_object(path, other):
+    path.write_text("null")
+
+
+def damage_list(path, other):
+    path.write_text("[1, 2, 3]")
+
+
+def damage_binary(path, other):
+    path.write_bytes(b"\x00\xff" * 100)
+
+
+def damage_edit_final(path, other):
+    _rewrite(path, lambda e: e["result"]["final"]["valid"].update(acc=0.999))
+
+
+def damage_edit_history(path, other):
+    _rewrite(path, lambda e: e["result"]["history"]["valid_loss"].__setitem__(-1, 0.001))
+
+
+def damage_no_checksum(path, other):
+    _rewrite(path, lambda e: e.pop("sha256"))
+
+
+def damage_other_code(path, other):
+    _rewrite(path, lambda e: e.update(code="0" * 64))
+
+
+def damage_edited_config(path, other):
+    _rewrite(path, lambda e: e["config"].update(lr=0.5))
+
+
+def damage_other_runs_entry(path, other):
+    """A valid entry, with a correct checksum, of another config in this config's file."""
+    shutil.copy(results.entry_path(other), path)
+
+
+def damage_nan_with_matching_checksum(path, other):
+    def change(e):
+        e["result"]["history"]["valid_loss"][-1] = float("nan")
+        e["sha256"] = store.sha256(json.dumps(e["result"], sort_keys=True).encode())
+
+    _rewrite(path, change)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        damage_truncate,
+        damage_empty,
+        damage_not_an_object,
+        damage_list,
+        damage_binary,
+        damage_edit_final,
+        damage_edit_history,
+        damage_no_checksum,
+        damage_other_code,
+        damage_edited_config,
+        damage_other_runs_entry,
+        damage_nan_with_matching_checksum,
+    ],
+    ids=lambda f: f.__name__.removeprefix("damage_"),
+)
+def test_damaged_entry_is_recomputed(cache, calls, damage):
+    other = dataclasses.replace(SMALL, seed=1)
+    first, _ = runner.run([SMALL, other], jobs=1)
+    path = results.entry_path(SMALL)
+    damage(path, other)
+    assert results.load(SMALL) is None
+
+    (again,) = runner.run([SMALL], jobs=1)
+    assert calls.count(SMALL) == 2
+    assert without_seconds(again) == without_seconds(first)  # deterministic, so the same numbers
+    assert results.load(SMALL) == again
+    entry = json.loads(path.read_text())
+    assert entry["config"] == SMALL.as_dict() and entry["code"] == results.code_version()
+    assert results.load(other) is not None  # the neighbour is untouched
+
+
+def _failing_write(exc: BaseException):
+    """A stand-in for results.atomic_write whose writer fails after writing half the entry."""
+    real = store.atomic_write
+
+    def atomic_write(path, write):
+        def half_then_fail(f):
+            buf = io.BytesIO()
+            write(buf)
+            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+            f.flush()
+            raise exc
+
+        real(path, half_then_fail)
+
+    return atomic_write
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=repr)
+def test_interrupted_write_leaves_no_entry_and_no_partial_file(cache, calls, monkeypatch, exc):
+    real = results.atomic_write
+    monkeypatch.setattr(results, "atomic_write", _failing_write(exc))
+    with pytest.raises(type(exc)):
+        runner.run([SMALL], jobs=1)
+    assert runs_dir_listing(cache) == []  # no entry, no temporary file
+    assert results.load(SMALL) is None
+
+    monkeypatch.setattr(results, "atomic_write", real)
+    (r,) = runner.run([SMALL], jobs=1)
+    assert len(calls) == 2
+    assert results.load(SMALL) == r
+    assert runs_dir_listing(cache) == [results.entry_path(SMALL).name]
+
+
+def test_interrupted_overwrite_keeps_the_old_entry(cache, calls, monkeypatch):
+    (first,) = runner.run([SMALL], jobs=1)
+    before = results.entry_path(SMALL).read_bytes()
+    monkeypatch.setattr(results, "atomic_write", _failing_write(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run([SMALL], jobs=1, force=True)
+    assert results.entry_path(SMALL).read_bytes() == before
+    assert results.load(SMALL) == first
+    assert runs_dir_listing(cache) == [results.entry_path(SMALL).name]
+
+
+KILL_SCRIPT = """
+import io, os, signal
+from mnist_scratch import results, runner, store
+from mnist_scratch.train import RunConfig
+real = store.atomic_write
+def atomic_write(path, write):
+    def half_then_die(f):
+        buf = io.BytesIO()
+        write(buf)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(path, half_then_die)
+results.atomic_write = atomic_write
+runner.run([RunConfig(hidden=(), epochs=1, max_train=200)], jobs=1)
+"""
+
+
+def test_process_killed_mid_write_leaves_the_cache_usable(cache, calls):
+    p = subprocess.run([sys.executable, "-c", KILL_SCRIPT], capture_output=True, text=True, env=env_for(cache))
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    name = results.entry_path(SMALL).name
+    left = runs_dir_listing(cache)
+    assert name not in left  # never half an entry under its name
+    assert all(f.endswith(".tmp") for f in left)  # at most the temporary file, which load never reads
+    assert results.load(SMALL) is None
+
+    (r,) = runner.run([SMALL], jobs=1)
+    assert calls == [SMALL]
+    assert results.load(SMALL) == r
+
+
+def test_force_recomputes(cache, calls):
+    (first,) = runner.run([SMALL], jobs=1)
+    (again,) = runner.run([SMALL], jobs=1, force=True)
+    assert calls == [SMALL, SMALL]
+    assert without_seconds(again) == without_seconds(first)
+    assert again["seconds"] != first["seconds"]
+    assert results.load(SMALL) == again  # the new result replaced the old entry
+
+
+def test_cached_only_configs_wait_for_prerequisites(cache, monkeypatch):
+    forbid_training(monkeypatch)
+    assert configs("baseline", tiny=True, cached_only=True) is None
+    assert configs("lr-sweep", tiny=True, cached_only=True) == configs("lr-sweep", tiny=True)
+    assert runs_dir_listing(cache) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# the command line: bad input
+
+
+def _figure_names() -> list[str]:
+    from mnist_scratch.figures import figure_names
+
+    return figure_names()
+
+
+
+# through a subprocess: the exit code and stderr a user sees
+BAD_INPUTS = [
+    ("run-unknown", ["run", "nope"], 2, ["unknown experiment 'nope'", *EXPERIMENTS]),
+    ("figure-unknown", ["figure", "nope"], 2, ["unknown figure 'nope'", "@figures"]),
+    ("figure-none", ["figure"], 2, ["name a figure or pass --all", "@figures"]),
+    ("lr-zero", ["train", "--lr", "0"], 2, ["learning rate must be a positive number"]),
+    ("lr-negative", ["train", "--lr", "-1"], 2, ["learning rate must be a positive number", "-1"]),
+    ("weight-decay-negative", ["train", "--weight-decay", "-0.1"], 2, ["weight decay must be zero or positive"]),
+    ("hidden-empty", ["train", "--hidden", ""], 2, ["hidden sizes must be positive whole numbers"]),
+    ("hidden-empty-part", ["train", "--hidden", "30,,10"], 2, ["hidden sizes", "'30,,10'"]),
+    ("hidden-0x", ["train", "--hidden", "0x"], 2, ["hidden sizes", "'0x'"]),
+    ("objective-unknown", ["train", "--objective", "nope"], 2, ["unknown objective 'nope'", "cross-entropy", "mse-digit", "mse-onehot"]),
+    ("data-missing", ["--data", "/nonexistent", "data"], 1, ["MNIST not found", "/nonexistent"]),
+    pytest.param("data-missing-train", ["--data", "/nonexistent", "train", "--epochs", "1"], 1,
+                 ["MNIST not found"]),
+    pytest.param("data-missing-run", ["--data", "/nonexistent", "--tiny", "--jobs", "2", "run", "lr-sweep"], 1,
+                 ["MNIST not found"]),
+]
+
+# more of the same, through cli.main in this process (a subprocess each would cost seconds)
+BAD_INPUTS_IN_PROCESS = [
+    ("run-unknown-after-valid", ["--tiny", "run", "lr-sweep", "nope"], 2, ["unknown experiment 'nope'"]),
+    ("figure-unknown-after-valid", ["--tiny", "figure", "sample-digits", "nope"], 2, ["unknown figure 'nope'"]),
+    ("lr-nan", ["train", "--lr", "nan"], 2, ["learning rate must be a positive number"]),
+    ("lr-inf", ["train", "--lr", "inf"], 2, ["learning rate must be a positive number"]),
+    ("weight-decay-nan", ["train", "--weight-decay", "nan"], 2, ["weight decay must be zero or positive"]),
+    ("hidden-blank", ["train", "--hidden", " "], 2, ["hidden sizes must be positive whole numbers"]),
+    ("hidden-trailing-comma", ["train", "--hidden", "30,"], 2, ["hidden sizes"]),
+    ("hidden-zero-part", ["train", "--hidden", "30,0"], 2, ["hidden sizes"]),
+    ("hidden-negative", ["train", "--hidden=-5"], 2, ["hidden sizes"]),
+    ("hidden-float", ["train", "--hidden", "2.5"], 2, ["hidden sizes"]),
+    pytest.param("hidden-superscript", ["train", "--hidden", "\u00b2"], 2, ["hidden sizes"]),
+    ("epochs-zero", ["train", "--epochs", "0"], 2, ["epochs must be at least 1"]),
+    ("batch-size-zero", ["train", "--batch-size", "0"], 2, ["batch size must be at least 1"]),
+    ("dataset-unknown", ["train", "--dataset", "nope"], 2, ["unknown dataset 'nope'"]),
+]
+
+
+def _case_args(case):
+    return case.values if hasattr(case, "values") else case
+
+
+def _ids(cases):
+    return [_case_args(c)[0] for c in cases]
+
+
+def check_one_line_error(stderr: str, stdout: str, returncode: int, code: int, expected: list[str]) -> None:
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.splitlines()  # also splits on the '\r' a progress bar writes
+    assert len(lines) == 1, stderr
+    (line,) = lines
+    assert line.startswith(ERROR_PREFIX), line
+    assert returncode == code, stderr
+    for text in expected:
+        for part in _figure_names() if text == "@figures" else [text]:
+            assert part in line
+    assert stdout == ""
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory) -> tuple[Path, dict]:
+    """Every bad-input command, run a few at a time, against one empty cache (no data cached)."""
+    root = tmp_path_factory.mktemp("bad-input")
+    cases = [_case_args(c) for c in BAD_INPUTS]
+    with ThreadPoolExecutor(4) as pool:
+        done = dict(zip([c[0] for c in cases], pool.map(lambda c: cli(*c[1], cache=root), cases)))
+    return root, done
+
+
+@pytest.mark.parametrize("case,args,code,expected", BAD_INPUTS, ids=_ids(BAD_INPUTS))
+def test_bad_input_gives_one_line_message(bad_input_runs, case, args, code, expected):
+    _, done = bad_input_runs
+    p = done[case]
+    check_one_line_error(p.stderr, p.stdout, p.returncode, code, expected)
+
+
+def test_bad_input_computes_and_writes_nothing(bad_input_runs):
+    root, _ = bad_input_runs
+    assert sorted(p.name for p in root.iterdir()) == []  # no runs/, no data/, no figures/
+
+
+@pytest.mark.parametrize("case,args,code,expected", BAD_INPUTS_IN_PROCESS, ids=_ids(BAD_INPUTS_IN_PROCESS))
+def test_bad_input_gives_one_line_message_in_process(tmp_path, monkeypatch, capsys, case, args, code, expected):
+    from mnist_scratch import cli as cli_module
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    returncode = cli_module.main(args)
+    out, err = capsys.readouterr()
+    check_one_line_error(err, out, returncode, code, expected)
+    assert list(tmp_path.iterdir()) == []  # nothing computed, no figure written
+
+
+# --------------------------------------------------------------------------------------------------
+# the command line: a diverging run
+
+
+def test_diverging_run_is_a_result(cache, calls):
+    args = ["train", "--hidden", "none", "--objective", "mse-digit", "--lr", "1e6", "--epochs", "2"]
+    p = cli(*args, cache=cache)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    out = json.loads(p.stdout)
+    assert out["diverged"] is True
+    assert out["final"] is None
+    assert out["diverged_at"]["epoch"] == 1
+    assert out["config"]["lr"] == 1e6 and out["config"]["hidden"] == [] and out["architecture"] == "784-1"
+
+    cfg = RunConfig(hidden=(), objective="mse-digit", lr=1e6, epochs=2)
+    cached = results.load(cfg)  # saved like any other result
+    assert cached is not None and cached["diverged"] is True
+    h = cached["history"]
+    assert len(h["valid_loss"]) == len(h["train_loss"]) == len(h["valid_acc"]) == cached["diverged_at"]["epoch"]
+    assert len(h["step_loss"]) == cached["diverged_at"]["step"]
+    assert all(math.isfinite(x) for k in h for x in h[k])
+    (again,) = runner.run([cfg], jobs=1)
+    assert calls == [] and again == cached
+
+
+# --------------------------------------------------------------------------------------------------
+# every experiment, tiny, end to end
+
+
+def check_result(cfg: RunConfig, r: dict) -> None:
+    """A result is complete and consistent with its config."""
+    subset = cfg.dataset == "subset"
+    n_valid = 5_000 if subset else 10_000
+    n_train = min(cfg.max_train or math.inf, 5_000 if subset else 60_000)
+    assert r["config"] == cfg.as_dict()
+    assert r["architecture"] == cfg.architecture
+    h = r["history"]
+    assert set(h) == {"train_loss", "valid_loss", "valid_acc", "step_loss"}
+    for key, values in h.items():
+        assert isinstance(values, list)
+        assert all(isinstance(x, float) and math.isfinite(x) for x in values), key
+    assert all(0 <= a <= 1 for a in h["valid_acc"])
+
+    if r["diverged"]:
+        assert r["final"] is None
+        epoch = r["diverged_at"]["epoch"]
+        assert 1 <= epoch <= cfg.epochs
+        assert len(h["train_loss"]) == len(h["valid_loss"]) == len(h["valid_acc"]) == epoch
+        assert len(h["step_loss"]) == r["diverged_at"]["step"]
+        return
+
+    assert r["diverged_at"] is None
+    assert len(h["train_loss"]) == len(h["valid_loss"]) == len(h["valid_acc"]) == cfg.epochs + 1
+    assert len(h["step_loss"]) == cfg.epochs * math.ceil(n_train / cfg.batch_size)
+
+    final = r["final"]
+    assert set(final) == ({"train", "valid", "test"} if subset else {"train", "valid"})
+    for split in final.values():
+        assert math.isfinite(split["loss"]) and 0 <= split["acc"] <= 1
+    assert final["valid"]["loss"] == h["valid_loss"][-1]  # the same model, evaluated again
+    assert final["valid"]["acc"] == h["valid_acc"][-1]
+
+    conf = r["confusion"]
+    assert set(conf) == ({"valid", "test"} if subset else {"valid"})
+    for name, matrix in conf.items():
+        assert len(matrix) == 10 and all(len(row) == 10 for row in matrix)
+        assert all(isinstance(c, int) and c >= 0 for row in matrix for c in row)
+        total = sum(map(sum, matrix))
+        assert total == (n_valid if name == "valid" else 5_000)
+        assert sum(matrix[d][d] for d in range(10)) / total == pytest.approx(final[name]["acc"], rel=1e-12)
+    if subset:
+        assert [sum(row) for row in conf["valid"]] == [500] * 10  # 500 of each digit
+
+    preds = r["valid_pred"]
+    assert len(preds) == n_valid and set(preds) <= set(range(10))
+    counts = Counter(preds)
+    assert [counts[d] for d in range(10)] == [sum(row[d] for row in conf["valid"]) for d in range(10)]
+
+    if cfg.objective == "mse-digit":
+        out = r["valid_output"]
+        assert len(out) == n_valid and all(math.isfinite(x) for x in out)
+        assert [min(max(round(x), 0), 9) for x in out] == preds
+    else:
+        assert "valid_output" not in r
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_tiny_experiment_runs_end_to_end(name, tiny_cache, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tiny_cache))
+    cfgs = configs(name, tiny=True, jobs=1)
+    rs = experiments.results(name, tiny=True, jobs=1)
+    assert len(rs) == len(cfgs) > 0
+    for cfg, r in zip(cfgs, rs):
+        assert cfg.epochs == 1 and cfg.seed == 0
+        assert cfg.max_train == (500 if cfg.dataset == "subset" else 2_000)
+        check_result(cfg, r)
+        assert results.load(cfg) == r  # every result is cached
+    if name == "mse-regression":
+        assert {c.objective for c in cfgs} == {"cross-entropy", "mse-digit", "mse-onehot"}
+    if name == "full-mnist":
+        assert {c.dataset for c in cfgs} == {"full"}
+
+
+# --------------------------------------------------------------------------------------------------
+# the command line: a tiny build in parallel, then list
+
+
+def _list_states(p: subprocess.CompletedProcess) -> dict[str, str]:
+    assert p.returncode == 0, p.stderr
+    states = {}
+    for line in p.stdout.splitlines():
+        name, rest = line.split(None, 1)
+        states[name] = rest
+    assert list(states) == list(EXPERIMENTS)
+    return states
+
+
+def test_cli_tiny_parallel_run_then_list(tmp_path, data_dir, subset_ready, monkeypatch):
+    root = new_cache(tmp_path / "cache", data_dir)
+    monkeypatch.setenv(CACHE_ENV, str(root))
+    sweep = configs("lr-sweep", tiny=True)
+
+    states = _list_states(cli("--tiny", "list", cache=root))
+    assert states["lr-sweep"].startswith(f"0/{len(sweep)} runs cached")
+    for name, exp in EXPERIMENTS.items():
+        if exp.needs:
+            assert states[name].startswith("waiting for lr-sweep")
+
+    p = cli("--tiny", "--jobs", "2", "run", "lr-sweep", cache=root)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    entries = {f.name: f.stat().st_mtime_ns for f in (root / "runs").iterdir()}
+    assert set(entries) == {results.entry_path(c).name for c in sweep}  # nothing else, no .tmp
+
+    states = _list_states(cli("--tiny", "list", cache=root))
+    assert states["lr-sweep"].startswith(f"{len(sweep)}/{len(sweep)} runs cached")
+    for name, exp in EXPERIMENTS.items():
+        if exp.needs:  # now listed with counts (tiny runs may coincide with sweep runs, so some are cached)
+            cfgs = configs(name, tiny=True, cached_only=True)
+            done = sum(results.load(c) is not None for c in cfgs)
+            assert states[name].startswith(f"{done}/{len(cfgs)} runs cached"), states[name]
+
+    # the workers' results are the numbers this process computes
+    splits = {"subset": data.load("subset")}
+    for cfg in sweep:
+        cached = results.load(cfg)
+        assert cached is not None
+        assert without_seconds(cached) == without_seconds(train(cfg, splits[cfg.dataset]))
+
+    p = cli("--tiny", "--jobs", "2", "run", "lr-sweep", cache=root)
+    assert p.returncode == 0, p.stderr
+    assert {f.name: f.stat().st_mtime_ns for f in (root / "runs").iterdir()} == entries  # read, not rewritten
+
+    p = cli("--tiny", "--jobs", "2", "run", "lr-sweep", "--force", cache=root)
+    assert p.returncode == 0, p.stderr
+    forced = {f.name: f.stat().st_mtime_ns for f in (root / "runs").iterdir()}
+    assert set(forced) == set(entries)
+    assert all(forced[k] != entries[k] for k in entries)  # every run recomputed and saved again
+    assert all(results.load(cfg) is not None for cfg in sweep)

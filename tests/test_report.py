@@ -1,0 +1,127 @@
+"""The report without Quarto: execute every cell of report.qmd headless, as Quarto would.
+
+jupytext reads a copy of the .qmd saved as .Rmd (same chunk syntax) into a notebook; nbclient runs
+it in a python3 kernel from the project root, against the real result cache (built on first use,
+a few minutes cold). Inline `{python} ...` expressions are evaluated in the same kernel afterwards.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+from mnist_scratch.figures import FIGURES
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "report.qmd"
+INLINE = re.compile(r"`\{python\}\s+([^`]+)`")
+
+
+@pytest.fixture(scope="module")
+def source() -> str:
+    return REPORT.read_text()
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory, source):
+    """The report as an executed notebook, plus the values of its inline expressions."""
+    copy = tmp_path_factory.mktemp("report") / "report.Rmd"
+    copy.write_text(source)
+    nb = jupytext.read(copy)
+    expressions = INLINE.findall(source)
+    probe = "import json as _json\nprint(_json.dumps([str(eval(e)) for e in %r]))" % (expressions,)
+    nb.cells.append(nbformat.v4.new_code_cell(probe))
+    NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    values = json.loads("".join(o.get("text", "") for o in nb.cells[-1].outputs))
+    return nb, dict(zip(expressions, values))
+
+
+def _outputs(nb) -> list[str]:
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            texts.append(out.get("text", ""))
+            texts += [str(v) for k, v in out.get("data", {}).items() if k.startswith("text/")]
+    return texts
+
+
+@pytest.mark.slow
+def test_every_cell_runs_and_draws(executed):
+    nb, _ = executed
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert len(code) > 15
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors[0]["ename"] + ": " + errors[0]["evalue"]
+    for cell in code:
+        if "draw(" in cell.source:
+            assert any("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {}) for o in cell.outputs), cell.source
+
+
+@pytest.mark.slow
+def test_tables_and_inline_numbers_have_no_nan(executed):
+    nb, values = executed
+    tables = [t for t in _outputs(nb) if t.lstrip().startswith("|")]
+    assert len(tables) >= 8
+    for text in tables + list(values.values()):
+        assert not re.search(r"\bnan\b|\binf\b", text, re.IGNORECASE), text
+    assert all(v.strip() for v in values.values())
+    assert len(values) > 60
+
+
+def test_every_cross_reference_has_a_label(source):
+    labels = set(re.findall(r"#\|\s*label:\s*((?:fig|tbl)-[\w-]+)", source))
+    labels |= set(re.findall(r"\{#(sec-[\w-]+)\}", source))
+    refs = set(re.findall(r"@((?:fig|tbl|sec)-[\w-]+)", source))
+    assert refs, "the report cross-references nothing"
+    assert refs <= labels, f"references without a label: {sorted(refs - labels)}"
+
+
+def test_every_figure_the_report_draws_is_a_cli_figure(source):
+    used = re.findall(r'draw\("([^"]+)"\)', source)
+    assert used and set(used) <= set(FIGURES), set(used) - set(FIGURES)
+    assert set(FIGURES) <= set(used), f"figures the report never shows: {set(FIGURES) - set(used)}"
+
+
+def test_figure_cells_have_labels_and_captions(source):
+    for chunk in re.findall(r"```\{python\}\n(.*?)```", source, re.DOTALL):
+        if "draw(" in chunk:
+            assert re.search(r"#\|\s*label:\s*fig-", chunk) and "#| fig-cap:" in chunk, chunk
+        if "tables." in chunk and "Markdown(" in chunk:
+            assert re.search(r"#\|\s*label:\s*tbl-", chunk) and "#| tbl-cap:" in chunk, chunk
+
+
+def test_quarto_config_renders_html_and_typst_pdf():
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    html, typst = config["format"]["html"], config["format"]["typst"]
+    assert html["embed-resources"] is True and html["toc"] and html["code-fold"] and html["lightbox"]
+    assert typst["toc"]
+    assert config["execute"]["freeze"] is False
+    front = yaml.safe_load(REPORT.read_text().split("---")[1])
+    assert front["jupyter"] == "python3"
+
+
+def test_report_command_without_quarto_says_so_and_keeps_figures(tmp_path):
+    """No quarto on PATH and no install attempt: a plain message, exit 3, results and figures built."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": str(bin_dir), "MNIST_SCRATCH_NO_QUARTO_INSTALL": "1"}
+    if shutil.which("quarto", path=env["PATH"]):
+        pytest.skip("quarto is installed")
+    done = subprocess.run([sys.executable, "-m", "mnist_scratch", "report"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Quarto is not available" in done.stderr and "conda-forge quarto" in done.stderr
+    for name in FIGURES:
+        assert (ROOT / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (ROOT / "figures" / f"{name}.svg").exists()
