@@ -17,13 +17,20 @@ from mnist_scratch.train import RunConfig, batches, generators, train
 from .oracle import gradient_check_table, to_torch
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-N_PARITY = 2000  # first training images used by the parity runs: one epoch is 125 steps
+N_PARITY = 2000  # training images used by the parity runs: one epoch is 125 steps
 LR = 0.1
 
 
 @pytest.fixture(scope="module")
 def splits():
     return data.load("subset")
+
+
+@pytest.fixture(scope="module")
+def sample(splits):
+    """A fixed random sample of the training split, which is ordered by digit: every digit appears."""
+    keep = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0))[:N_PARITY]
+    return data.Split(splits.train.x[keep], splits.train.y[keep], tuple(splits.train.paths[i] for i in keep))
 
 
 # --- gradients against autograd -------------------------------------------------------------------
@@ -82,6 +89,7 @@ def test_gradient_check_catches_a_wrong_backward(monkeypatch, cls, wrong, broken
 
 
 def _our_epoch(model, x, y, idxs, weight_decay):
+    """The steps of mnist_scratch.train.train, at a constant learning rate."""
     loss_fn, opt, losses = CrossEntropy(), SGD(model.parameters(), LR, weight_decay), []
     with torch.inference_mode():
         for idx in idxs:
@@ -91,13 +99,15 @@ def _our_epoch(model, x, y, idxs, weight_decay):
     return losses
 
 
-def _reference_epoch(model, x, y, idxs, weight_decay):
-    opt, losses = torch.optim.SGD(model.parameters(), lr=LR, weight_decay=weight_decay), []
+def _reference_epoch(model, x, y, idxs, weight_decay, opt=None, sched=None):
+    opt, losses = opt or torch.optim.SGD(model.parameters(), lr=LR, weight_decay=weight_decay), []
     for idx in idxs:
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         losses.append(loss.item())
     return losses
 
@@ -105,8 +115,8 @@ def _reference_epoch(model, x, y, idxs, weight_decay):
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01], ids=["wd0", "wd0.01"])
 @pytest.mark.parametrize("hidden", [(), (30,)], ids=["784-10", "784-30-10"])
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["float64", "float32"])
-def test_epoch_matches_torch_reference(splits, hidden, weight_decay, dtype, tol):
-    x, y = splits.train.x[:N_PARITY].to(dtype), splits.train.y[:N_PARITY]
+def test_epoch_matches_torch_reference(sample, hidden, weight_decay, dtype, tol):
+    x, y = sample.x.to(dtype), sample.y
     init_gen, order_gen = generators(0)
     ours = mlp([784, *hidden, 10], generator=init_gen, dtype=dtype)
     ref = to_torch(ours)
@@ -122,10 +132,27 @@ def test_epoch_matches_torch_reference(splits, hidden, weight_decay, dtype, tol)
     for p, r in zip(ours.parameters(), ref_params, strict=True):
         assert (p.data - r.detach()).abs().max().item() <= tol
 
-    if dtype == torch.float32:  # the real training loop takes the same steps
-        cfg = RunConfig(hidden=hidden, epochs=1, lr=LR, weight_decay=weight_decay, max_train=N_PARITY)
-        steps = train(cfg, splits)["history"]["step_loss"]
-        assert max(abs(a - b) for a, b in zip(steps, ref_losses, strict=True)) <= tol
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01], ids=["wd0", "wd0.01"])
+@pytest.mark.parametrize("hidden", [(), (30,)], ids=["784-10", "784-30-10"])
+def test_train_matches_torch_reference(splits, sample, hidden, weight_decay, schedule):
+    """`train` itself (float32) takes the reference's steps; `linear` is LambdaLR(1 - step / steps)."""
+    cfg = RunConfig(hidden=hidden, epochs=2, lr=LR, schedule=schedule, weight_decay=weight_decay)
+    steps = train(cfg, data.Splits(sample, splits.valid, None))["history"]["step_loss"]
+
+    init_gen, order_gen = generators(0)
+    ref = to_torch(mlp([784, *hidden, 10], generator=init_gen))
+    opt = torch.optim.SGD(ref.parameters(), lr=LR, weight_decay=weight_decay)
+    idxs = [batches(N_PARITY, 16, order_gen) for _ in range(cfg.epochs)]
+    total = sum(map(len, idxs))
+    factor = (lambda step: 1.0) if schedule == "constant" else (lambda step: 1 - step / total)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    ref_losses = []
+    for epoch_idxs in idxs:
+        ref_losses += _reference_epoch(ref, sample.x, sample.y, epoch_idxs, weight_decay, opt, sched)
+    assert len(steps) == len(ref_losses) == total
+    assert max(abs(a - b) for a, b in zip(steps, ref_losses)) <= 1e-5
 
 
 # --- the starting point and numerical stability ---------------------------------------------------

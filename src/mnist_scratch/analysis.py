@@ -1,12 +1,11 @@
 """Numbers the report states, computed from run results (lists of result dicts)."""
 
-import math
 from collections import defaultdict
 from statistics import mean, stdev
 
 import torch
 
-from .experiments import CLASSIFIERS, TWO_LAYER, choose
+from .experiments import CLASSIFIERS, choose
 
 MODEL_NAMES = {hidden: name for name, hidden in CLASSIFIERS.items()}
 
@@ -128,31 +127,22 @@ def shrinkage(run: dict, labels: torch.Tensor) -> dict[str, float]:
     return {"slope": slope.item(), "mean_for_0": out[y == 0].mean().item(), "mean_for_9": out[y == 9].mean().item()}
 
 
-def in_between(run: dict, labels: torch.Tensor, pairs=((4, 9), (3, 8), (1, 7)), n: int = 8) -> list[dict]:
-    """Validation images whose true digit belongs to a commonly confused pair, predicted half-way between.
+def in_between(run: dict, labels: torch.Tensor, pairs=((4, 9), (3, 8), (1, 7))) -> list[dict]:
+    """Validation images of look-alike pairs that the single-number model predicts half-way between.
 
-    For a pair (a, b) we take true a's and b's whose output lies within 1 of the pair's midpoint
-    (a 4 or a 9 predicted near 6.5): the model hedges between two shapes and lands on a third digit.
-    Sorted by closeness to the midpoint.
+    For a pair (a, b): the true a's and b's whose output lies within 1 of the midpoint (a 4 or a 9
+    predicted near 6.5), closest first. The model hedges between two shapes and lands on a third digit.
     """
-    out = run["valid_output"]
     found = []
     for a, b in pairs:
         mid = (a + b) / 2
-        for i, (y, v) in enumerate(zip(labels.tolist(), out)):
+        for i, (y, v) in enumerate(zip(labels.tolist(), run["valid_output"])):
             if y in (a, b) and abs(v - mid) < 1:
                 found.append({"index": i, "true": y, "output": v, "pair": (a, b), "gap": abs(v - mid)})
-    return sorted(found, key=lambda f: f["gap"])[:n]
+    return sorted(found, key=lambda f: f["gap"])
 
 
 def pair_loss_ratio(a: int, b: int, c: int) -> float:
     """How many times more squared error predicting `b` costs than predicting `c` for a true `a`."""
     return (b - a) ** 2 / (c - a) ** 2
 
-
-def two_layer(results: list[dict]) -> list[dict]:
-    return [r for r in results if tuple(r["config"]["hidden"]) == TWO_LAYER]
-
-
-def isclose(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9)

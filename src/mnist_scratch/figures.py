@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import MaxNLocator
 
 from . import analysis as A
 from .data import load_split
@@ -61,6 +62,7 @@ def loss_curves(get: Getter):
         ax.set_yscale("log")
         ax.set_title(f"{name} ({len(runs)} seeds)")
         ax.set_xlabel("epoch (0 = before training)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     axes[0].set_ylabel("cross-entropy loss (log scale)")
     return fig
@@ -114,6 +116,10 @@ def _accuracy_against(runs: list[dict], key: str, xlabel: str, log=False, symlog
             colour = MODEL_COLOURS.get(name, OKABE_ITO[2])
             ax.errorbar(xs, m, yerr=s, fmt="o" + style, color=colour, capsize=3,
                         label=f"{name}, {'training' if split == 'train' else 'validation'}")
+            if split == "valid":  # every seed, so a bimodal spread shows as what it is
+                for x, g in zip(xs, groups.values()):
+                    accs = A.final(g, "valid", "acc")
+                    ax.plot([x] * len(accs), [100 * a for a in accs], ".", color=colour, alpha=0.4)
     if log:
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs, [str(x) for x in xs])
@@ -129,7 +135,8 @@ def mse_predictions(get: Getter):
     run = A.best_mse_runs(get("mse-regression"))["mse-digit"][0]
     outputs = A.regression_outputs(run, load_split("valid").y)
     fig, ax = plt.subplots(figsize=(8, 4))
-    parts = ax.violinplot(list(outputs.values()), positions=list(outputs), widths=0.85, showmedians=True)
+    parts = ax.violinplot(list(outputs.values()), positions=list(outputs), widths=0.85, showmedians=True,
+                          showextrema=False)
     for body in parts["bodies"]:
         body.set_facecolor(OKABE_ITO[0])
         body.set_alpha(0.5)
@@ -161,7 +168,7 @@ def mse_examples(get: Getter):
     """Validation digits from confusable pairs that the MSE model predicts half-way between."""
     run = A.best_mse_runs(get("mse-regression"))["mse-digit"][0]
     valid = load_split("valid")
-    found = A.in_between(run, valid.y)
+    found = [f for pair in ((4, 9), (3, 8), (1, 7)) for f in A.in_between(run, valid.y, (pair,))[:3]]
     fig, axes = plt.subplots(1, max(len(found), 1), figsize=(1.3 * max(len(found), 1), 1.9), squeeze=False)
     for ax, f in zip(axes[0], found):
         ax.imshow(valid.x[f["index"]].reshape(28, 28), cmap="gray_r")
@@ -194,7 +201,10 @@ def draw(name: str, *, tiny: bool = False, jobs=None, data_path=None):
         return results(experiment, tiny=tiny, jobs=jobs, data_path=data_path)
 
     with plt.rc_context(STYLE):
-        return FIGURES[name](get)
+        fig = FIGURES[name](get)
+        interactive = plt.isinteractive()  # Jupyter's inline backend, if first used here, turns this on
+    plt.interactive(interactive)  # and leaving rc_context would turn it off, hiding every later figure
+    return fig
 
 
 def save(name: str, out: str | Path = "figures", **kw) -> list[Path]:

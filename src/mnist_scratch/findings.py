@@ -111,7 +111,12 @@ def _hidden(runs: list[dict]) -> dict[str, str]:
     groups = A.by(runs, "hidden")
     acc = {k[0][0]: _mean(A.final(g, "valid", "acc")) for k, g in groups.items()}
     best, smallest, largest = max(acc, key=acc.get), min(acc), max(acc)
+    worst = min(groups[((smallest,),)], key=lambda r: r["final"]["valid"]["acc"])
+    fits = [k[0][0] for k, g in groups.items() if _mean(A.final(g, "train", "acc")) >= 0.99]
     return {
+        "h_memorise": str(min(fits)) if fits else "none",
+        "h_smallest_worst_acc": A.pct(worst["final"]["valid"]["acc"], 0),
+        "h_smallest_worst_dead": str(round(worst["dead_units"][0] * smallest)),
         "h_best": str(best), "h_best_acc": A.pct(acc[best]),
         "h_smallest": str(smallest), "h_smallest_acc": A.pct(acc[smallest]),
         "h_largest": str(largest), "h_largest_acc": A.pct(acc[largest]),
@@ -147,7 +152,7 @@ def _mse(runs: list[dict], labels: torch.Tensor) -> dict[str, str]:
     s = A.shrinkage(reg, labels)
     F["mse_slope"] = _fmt(s["slope"], 2)
     F["mse_mean_0"], F["mse_mean_9"] = _fmt(s["mean_for_0"], 2), _fmt(s["mean_for_9"], 2)
-    F["mse_in_between"] = str(len(A.in_between(reg, labels, n=10**9)))
+    F["mse_in_between"] = str(len(A.in_between(reg, labels)))
     out = torch.tensor(reg["valid_output"])
     for a, b in ((4, 9),):
         pair = (labels == a) | (labels == b)

@@ -37,8 +37,10 @@ def install_quarto() -> str | None:
         return None
     print("Quarto not found; trying `pip install quarto-cli` ...", file=sys.stderr)
     try:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "quarto-cli"], timeout=600, check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "quarto-cli"],
+                       timeout=600, check=True, capture_output=True)
     except (OSError, subprocess.SubprocessError):
+        print("`pip install quarto-cli` failed.", file=sys.stderr)
         return None
     return find_quarto()
 
