@@ -126,22 +126,26 @@ class Loss:
 
 
 def log_softmax(x: Tensor) -> Tensor:
-    """Row-wise log-softmax with the log-sum-exp trick: subtracting the row max keeps exp finite."""
-    m = x.max(dim=1, keepdim=True).values
-    return x - (m + (x - m).exp().sum(dim=1, keepdim=True).log())
+    """Row-wise log-softmax with the log-sum-exp trick: subtracting the row max keeps exp finite.
+
+    log softmax(x) = x - m - log(sum(exp(x - m))) with m = max(x); the shifted logits are formed
+    first, so adding a large m back never rounds the result (logits of 1e4 stay exact in float32).
+    """
+    z = x - x.amax(dim=1, keepdim=True)
+    return z - z.exp().sum(dim=1, keepdim=True).log()
 
 
 class CrossEntropy(Loss):
     """Mean negative log-likelihood of integer class targets under softmax(outputs)."""
 
     def forward(self, out, target):
-        self.logp = log_softmax(out)
-        return -self.logp.gather(1, target.unsqueeze(1)).mean()
+        self.logp, self.index = log_softmax(out), target.unsqueeze(1)
+        return -self.logp.gather(1, self.index).mean()
 
     def backward(self):
-        grad = self.logp.exp()  # softmax
-        grad[torch.arange(len(self.target)), self.target] -= 1
-        return grad.div_(len(self.target))
+        grad = self.logp.exp()  # softmax, minus 1 at each row's target:
+        grad.scatter_add_(1, self.index, grad.new_full(self.index.shape, -1.0))
+        return grad.div_(len(self.index))
 
 
 class MSE(Loss):
