@@ -32,7 +32,7 @@ def cli(cache: Path, *args: str) -> float:
     """Seconds `python -m mnist_scratch --cache CACHE ARGS` takes; fails loudly if the command does."""
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mnist_scratch", "--cache", str(cache), *args], cwd=ROOT, check=True,
-                   stderr=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 

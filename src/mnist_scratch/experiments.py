@@ -6,8 +6,10 @@ end-to-end check CI can afford.
 """
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Callable
 
+from . import results as result_cache
 from . import runner
 from .errors import UserError
 from .train import RunConfig
@@ -164,11 +166,11 @@ def experiment(name: str) -> Experiment:
 
 def configs(name: str, *, tiny: bool = False, cached_only: bool = False, **run_kw) -> list[RunConfig] | None:
     """The runs of experiment `name`; with `cached_only`, None when a prerequisite is not cached yet."""
-    from . import results as cache
 
+    @cache  # each run list consults its prerequisites once, not once per run
     def prerequisite(dep: str) -> list[dict]:
         if cached_only:
-            found = [cache.load(cfg) for cfg in configs(dep, tiny=tiny, cached_only=True) or []]
+            found = [result_cache.load(cfg) for cfg in configs(dep, tiny=tiny, cached_only=True) or []]
             if not found or any(r is None for r in found):
                 raise _NotCached
             return found

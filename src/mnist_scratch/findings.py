@@ -11,6 +11,8 @@ import torch
 from . import analysis as A
 from .data import load_split
 from .experiments import EXPERIMENTS, LOGISTIC, TWO_LAYER, results
+from .modules import mlp
+from .train import N_PIXELS, generators
 
 
 def load_all(**kw) -> dict[str, list[dict]]:
@@ -41,6 +43,8 @@ def findings(R: dict[str, list[dict]]) -> dict[str, str]:
             F[f"{key}_{split}_loss"] = _fmt(_mean(A.final(runs, split, "loss")))
         F[f"{key}_init_loss"] = _fmt(_mean(A.initial_loss(runs)))
     F["ln10"] = _fmt(math.log(10), 4)
+    for key, hidden in (("lr", LOGISTIC), ("mlp", TWO_LAYER)):
+        F[f"{key}_init_logit_std"] = _fmt(initial_logit_std(hidden, splits["train"].x), 2)
 
     lr_loss, mlp_loss = (_mean(A.final(r, "valid", "loss")) for r in (lr_runs, mlp_runs))
     lr_err, mlp_err = (1 - _mean(A.final(r, "test", "acc")) for r in (lr_runs, mlp_runs))
@@ -57,6 +61,13 @@ def findings(R: dict[str, list[dict]]) -> dict[str, str]:
     F.update(_full(R["full-mnist"]))
     F.update(_mse(R["mse-regression"], splits["valid"].y))
     return F
+
+
+def initial_logit_std(hidden: tuple[int, ...], x: torch.Tensor, seed: int = 0) -> float:
+    """Standard deviation of a freshly initialised classifier's logits on `x` (as `train` builds it)."""
+    with torch.inference_mode():
+        model = mlp([N_PIXELS, *hidden, 10], generator=generators(seed)[0])
+        return model(x).std().item()
 
 
 def _sweep(sweep: list[dict]) -> dict[str, str]:
