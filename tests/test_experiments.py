@@ -731,6 +731,7 @@ def test_diverging_run_is_a_result(cache, calls):
     p = cli(*args, cache=cache)
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
+    assert "NaN or infinite at epoch 1" in p.stderr and "recorded as diverged" in p.stderr
     out = json.loads(p.stdout)
     assert out["diverged"] is True
     assert out["final"] is None

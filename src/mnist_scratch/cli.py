@@ -109,6 +109,10 @@ def cmd_train(args) -> None:
     (result,) = run([cfg], jobs=1, data_path=args.data, desc=cfg.architecture)
     summary = {k: result[k] for k in ("architecture", "diverged", "diverged_at", "final", "dead_units") if k in result}
     print(json.dumps({"config": result["config"], **summary}, indent=2))
+    if result["diverged"]:
+        at = result["diverged_at"]
+        print(f"mnist-scratch: the loss became NaN or infinite at epoch {at['epoch']}, step {at['step']}: "
+              "recorded as diverged (try a smaller learning rate)", file=sys.stderr)
 
 
 def cmd_data(args) -> None:
