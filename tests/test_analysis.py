@@ -77,3 +77,9 @@ def test_markdown_table_shape():
     text = tables.markdown(["a", "b"], [[1, 2], [3, 4]])
     lines = text.splitlines()
     assert lines[0] == "| a | b |" and lines[1] == "| :--- | ---: |" and len(lines) == 4
+
+
+def test_second_choice_right_counts_only_wrong_predictions():
+    labels = torch.tensor([3, 5, 8, 1])
+    r = {"valid_pred": [3, 6, 9, 7], "valid_second": [0, 5, 2, 1]}  # wrong: 5 (2nd right), 8 (no), 1 (2nd right)
+    assert A.second_choice_right(r, labels) == pytest.approx(2 / 3)

@@ -119,6 +119,13 @@ def error_distance(run: dict, labels: torch.Tensor) -> dict[str, float]:
     return {"off_by_one": (dist == 1).double().mean().item(), "mean_distance": dist.mean().item()}
 
 
+def second_choice_right(run: dict, labels: torch.Tensor) -> float:
+    """Among a classifier's wrong predictions, the share whose second-ranked class is the true one."""
+    preds, second = torch.tensor(run["valid_pred"]), torch.tensor(run["valid_second"])
+    wrong = preds != labels
+    return (second[wrong] == labels[wrong]).double().mean().item()
+
+
 def shrinkage(run: dict, labels: torch.Tensor) -> dict[str, float]:
     """Least-squares slope of output on true digit (1 = no hedging), and the mean outputs for 0 and 9."""
     out = torch.tensor(run["valid_output"], dtype=torch.float64)

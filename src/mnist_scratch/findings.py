@@ -9,9 +9,10 @@ import math
 import torch
 
 from . import analysis as A
-from .data import load_split
+from .data import PER_DIGIT, load_split
 from .experiments import EXPERIMENTS, LOGISTIC, TWO_LAYER, results
 from .modules import mlp
+from .tables import LECUN_LINEAR_ERROR, NIELSEN_784_30_10
 from .train import N_PIXELS, generators
 
 
@@ -32,6 +33,14 @@ def findings(R: dict[str, list[dict]]) -> dict[str, str]:
     F: dict[str, str] = {}
     splits = {name: load_split(name) for name in ("train", "valid", "test")}
     F.update({f"n_{k}": f"{len(v):,}" for k, v in splits.items()})
+    F["per_digit"] = str(PER_DIGIT)
+    n_full = len(load_split("full-train").y)
+    F["n_full_train"], F["n_full_test"] = f"{n_full:,}", f"{len(load_split('full-test').y):,}"
+    F["full_data_ratio"] = f"{n_full / len(splits['train']):g}"
+    F["lecun_acc"], F["nielsen_acc"] = A.pct(1 - LECUN_LINEAR_ERROR), A.pct(NIELSEN_784_30_10, 2)
+    sizes = [N_PIXELS, *TWO_LAYER, 10]
+    F["mlp_params"] = f"{sum(a * b + b for a, b in zip(sizes, sizes[1:])):,}"
+    F["mlp_bias_params"] = str(sum(sizes[1:]))
 
     base = A.by(R["baseline"], "hidden")
     lr_runs, mlp_runs = base[(LOGISTIC,)], base[(TWO_LAYER,)]
@@ -109,6 +118,8 @@ def _weight_decay(runs: list[dict]) -> dict[str, str]:
         F[f"wd_{key}_strong"] = f"{strongest[0]:g}"
         F[f"wd_{key}_strong_acc"] = A.pct(_mean(A.final(groups[strongest], "valid", "acc")), 2)
         F[f"wd_{key}_zero_gap"] = A.pct(_gap(groups[(0.0,)]))
+        F[f"wd_{key}_zero_loss"] = _fmt(_mean(A.final(groups[(0.0,)], "valid", "loss")))
+        F[f"wd_{key}_best_loss"] = _fmt(_mean(A.final(groups[(best,)], "valid", "loss")))
         F[f"wd_{key}_best_gap"] = A.pct(_gap(groups[(best,)]))
     return F
 
@@ -147,8 +158,12 @@ def _bias(runs: list[dict]) -> dict[str, str]:
 
 
 def _full(runs: list[dict]) -> dict[str, str]:
-    return {f"full_{'lr' if A.model_name(r) == 'logistic regression' else 'mlp'}_test": A.pct(r["final"]["valid"]["acc"], 2)
-            for r in runs}
+    F = {}
+    for r in runs:
+        key = "lr" if A.model_name(r) == "logistic regression" else "mlp"
+        F[f"full_{key}_test"] = A.pct(r["final"]["valid"]["acc"], 2)
+        F[f"full_{key}_gap"] = A.pct(r["final"]["train"]["acc"] - r["final"]["valid"]["acc"])
+    return F
 
 
 def _mse(runs: list[dict], labels: torch.Tensor) -> dict[str, str]:
@@ -160,6 +175,7 @@ def _mse(runs: list[dict], labels: torch.Tensor) -> dict[str, str]:
         dist = A.error_distance(run, labels)
         F[f"{key}_off_by_one"] = A.pct(dist["off_by_one"], 0)
         F[f"{key}_err_distance"] = _fmt(dist["mean_distance"], 2)
+    F["ce_second_right"] = A.pct(A.second_choice_right(ce, labels), 0)
     s = A.shrinkage(reg, labels)
     F["mse_slope"] = _fmt(s["slope"], 2)
     F["mse_mean_0"], F["mse_mean_9"] = _fmt(s["mean_for_0"], 2), _fmt(s["mean_for_9"], 2)

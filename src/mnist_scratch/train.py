@@ -210,4 +210,6 @@ def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
            "dead_units": dead_units(model, train_split.x)}
     if obj.n_out == 1:  # the regression's raw outputs, for the failure analysis
         out["valid_output"] = valid.outputs.squeeze(1).tolist()
+    else:  # the runner-up class: how often a wrong first choice has the right second one
+        out["valid_second"] = valid.outputs.topk(2, dim=1).indices[:, 1].tolist()
     return out
