@@ -89,9 +89,9 @@ def calls(monkeypatch) -> list[RunConfig]:
     seen: list[RunConfig] = []
     real = runner._work
 
-    def counting(cfg, data_path):
+    def counting(cfg, data_path, **kw):
         seen.append(cfg)
-        return real(cfg, data_path)
+        return real(cfg, data_path, **kw)
 
     monkeypatch.setattr(runner, "_work", counting)
     return seen

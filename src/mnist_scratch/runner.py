@@ -23,8 +23,8 @@ def _splits(dataset: str, data_path) -> data.Splits:
     return data.load(dataset, data=data_path)
 
 
-def _work(cfg: RunConfig, data_path) -> dict:
-    return train(cfg, _splits(cfg.dataset, data_path))
+def _work(cfg: RunConfig, data_path, progress: bool = False) -> dict:
+    return train(cfg, _splits(cfg.dataset, data_path), progress=progress)
 
 
 def _cost(cfg: RunConfig) -> float:
@@ -45,8 +45,8 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
         _splits(dataset, data_path)
     with tqdm(total=len(todo), desc=desc, unit="run", disable=not todo) as bar:
         if jobs <= 1:
-            for cfg in todo:
-                found[cfg] = _finish(cfg, _work(cfg, data_path), bar)
+            for cfg in todo:  # a lone run shows its epochs too
+                found[cfg] = _finish(cfg, _work(cfg, data_path, progress=len(todo) == 1), bar)
         else:  # spawn, not fork: forking after torch has started threads can deadlock
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = {pool.submit(_work, cfg, data_path): cfg for cfg in todo}
