@@ -162,9 +162,7 @@ def _read(file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     try:
         with np.load(file, allow_pickle=False) as z:
             x, y, paths, checksum = z["x"], z["y"], z["paths"], str(z["checksum"])
-    except FileNotFoundError:
-        return None
-    except Exception:  # truncated zip, bad CRC, missing member: rebuild rather than trust it
+    except Exception:  # missing, truncated zip, bad CRC, missing member: rebuild rather than trust it
         return None
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 784 or not len(x) == len(y) == len(paths):
         return None
