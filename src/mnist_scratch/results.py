@@ -55,7 +55,7 @@ from .train import RunConfig
 CODE = ("data.py", "modules.py", "objectives.py", "sgd.py", "train.py")
 MAGIC = b"mnist-scratch result 1\n"
 SUFFIX = ".result"
-MIN_ARRAY = 16  # shorter number lists stay JSON, readable in the header
+MIN_ARRAY = 8  # shorter number lists stay JSON, readable in the header
 
 
 @cache
