@@ -1146,3 +1146,38 @@ def test_cli_tiny_parallel_run_then_list(tmp_path, data_dir, subset_ready, monke
     assert set(forced) == set(entries)
     assert all(forced[k] != entries[k] for k in entries)  # every run recomputed and saved again
     assert all(results.load(cfg) is not None for cfg in sweep)
+
+
+# --------------------------------------------------------------------------------------------------
+# the warm path: cheap commands stay cheap
+
+CHEAP_SCRIPT = """
+import json, sys
+from mnist_scratch import cli, results
+reads = []
+real = results._decode
+results._decode = lambda data, cfg: reads.append(results.run_key(cfg)) or real(data, cfg)
+code = cli.main(sys.argv[1:])
+print(json.dumps({"code": code, "heavy": [m for m in ("fastai", "IPython") if m in sys.modules], "reads": reads}))
+"""
+CHEAP = {  # command: the experiments whose entries it reads (None: every cached one)
+    "list": None,
+    "figure loss-curves": {"lr-sweep", "baseline"},
+    "figure sample-digits": set(),
+}
+
+
+@pytest.mark.parametrize("command", CHEAP)
+def test_cheap_commands_import_no_fastai_and_read_only_what_they_show(command, tiny_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tiny_cache))
+    experiments.results("baseline", tiny=True, jobs=1)  # warm: what loss-curves shows, and lr-sweep
+    args = command.split() + (["--out", str(tmp_path)] if command.startswith("figure") else [])
+    p = subprocess.run([sys.executable, "-c", CHEAP_SCRIPT, "--tiny", *args], capture_output=True, text=True,
+                       env=env_for(tiny_cache), timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.splitlines()[-1])
+    assert out["code"] == 0
+    assert out["heavy"] == []  # no fastai (nothing decoded, nothing trained), no IPython
+    assert len(out["reads"]) == len(set(out["reads"]))  # every entry read at most once
+    if CHEAP[command] is not None:
+        assert set(out["reads"]) == {results.run_key(c) for name in CHEAP[command] for c in configs(name, tiny=True)}

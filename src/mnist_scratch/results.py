@@ -65,8 +65,13 @@ def code_version() -> str:
     return sha256(torch.__version__.encode(), *((here / name).read_bytes() for name in CODE))
 
 
+def identity(cfg: RunConfig) -> dict:
+    """Everything a run's numbers depend on: its key hashes this, and its entry must repeat it exactly."""
+    return {"config": cfg.as_dict(), "code": code_version()}
+
+
 def run_key(cfg: RunConfig) -> str:
-    return sha256(json.dumps({"config": cfg.as_dict(), "code": code_version()}, sort_keys=True).encode())[:20]
+    return sha256(json.dumps(identity(cfg), sort_keys=True).encode())[:20]
 
 
 def entry_path(cfg: RunConfig) -> Path:
@@ -197,7 +202,7 @@ def _encode(cfg: RunConfig, result: dict) -> bytes:
 
     if not isinstance(result, dict):
         raise TypeError(f"a result is a dict, got {type(result).__name__}")
-    header = {"config": cfg.as_dict(), "code": code_version(), "result": walk(result, []), "arrays": arrays}
+    header = {**identity(cfg), "result": walk(result, []), "arrays": arrays}
     body = json.dumps(header, allow_nan=False, separators=(",", ":")).encode() + b"\n" + b"".join(chunks)
     return MAGIC + sha256(body).encode() + b"\n" + body
 
@@ -217,7 +222,7 @@ def _decode(data: bytes, cfg: RunConfig) -> _Entry | None:
             return None
         end = data.index(b"\n", start)
         header = json.loads(data[start:end], parse_constant=_no_constants)
-        if header["config"] != cfg.as_dict() or header["code"] != code_version():
+        if any(header[k] != v for k, v in identity(cfg).items()):
             return None
         tree, offset, arrays = header["result"], end + 1, []
         for path, dtype, shape in header["arrays"]:
@@ -239,10 +244,11 @@ def _decode(data: bytes, cfg: RunConfig) -> _Entry | None:
 
 # --- load and save --------------------------------------------------------------------------------
 
-_read: dict[str, tuple[tuple, _Entry]] = {}  # entry path -> (file identity when read, decoded entry)
+_read: dict[str, tuple[tuple, _Entry]] = {}  # entry path -> (its file's stamp when read, decoded entry)
 
 
-def _identity(st: os.stat_result) -> tuple:
+def _stamp(st: os.stat_result) -> tuple:
+    """Which file, of which size, last written when: any rewrite or replacement changes it."""
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
@@ -255,9 +261,9 @@ def load(cfg: RunConfig) -> dict | None:
     path = str(entry_path(cfg))
     try:
         with open(path, "rb") as f:
-            identity = _identity(os.fstat(f.fileno()))
+            stamp = _stamp(os.fstat(f.fileno()))
             seen = _read.get(path)
-            if seen is not None and seen[0] == identity:
+            if seen is not None and seen[0] == stamp:
                 return seen[1].result()
             data = f.read()
     except OSError:
@@ -266,7 +272,7 @@ def load(cfg: RunConfig) -> dict | None:
     if entry is None:
         _read.pop(path, None)
         return None
-    _read[path] = (identity, entry)
+    _read[path] = (stamp, entry)
     return entry.result()
 
 
@@ -283,7 +289,7 @@ def save(cfg: RunConfig, result: dict) -> dict:
     path = entry_path(cfg)
     atomic_write(path, lambda f: f.write(data))
     try:
-        _read[str(path)] = (_identity(os.stat(path)), entry)
+        _read[str(path)] = (_stamp(os.stat(path)), entry)
     except OSError:  # gone already (another process cleaning up): it is simply read again later
         _read.pop(str(path), None)
     return entry.result()
