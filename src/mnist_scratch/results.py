@@ -67,7 +67,12 @@ def code_version() -> str:
 
 def identity(cfg: RunConfig) -> dict:
     """Everything a run's numbers depend on: its key hashes this, and its entry must repeat it exactly."""
-    return {"config": cfg.as_dict(), "code": code_version()}
+    return {"config": _config(cfg, repr(cfg)), "code": code_version()}
+
+
+@cache  # dataclasses.asdict deep-copies every field: once per config, not per look-up. The repr
+def _config(cfg: RunConfig, text: str) -> dict:  # tells apart configs equal but unlike (epochs 10, 10.0)
+    return cfg.as_dict()
 
 
 def run_key(cfg: RunConfig) -> str:
@@ -86,6 +91,7 @@ def _typecode(size: int) -> str:
 
 
 TYPECODES = {"<f4": "f", "<f8": "d", "<i1": "b", "<i2": "h", "<i4": _typecode(4), "<i8": _typecode(8), "|b1": "B"}
+ITEMSIZES = {dtype: array(code).itemsize for dtype, code in TYPECODES.items()}
 INT_RANGES = [("<i1", 2**7), ("<i2", 2**15), ("<i4", 2**31), ("<i8", 2**63)]
 
 
@@ -152,7 +158,7 @@ def _unpack(dtype: str, shape: list[int], buf: memoryview) -> list:
 
 
 def _size(dtype: str, shape: list[int]) -> int:
-    return math.prod(shape) * array(TYPECODES[dtype]).itemsize
+    return math.prod(shape) * ITEMSIZES[dtype]
 
 
 # --- entries: encode, decode ----------------------------------------------------------------------
