@@ -70,8 +70,10 @@ def identity(cfg: RunConfig) -> dict:
     return {"config": _config(cfg, repr(cfg)), "code": code_version()}
 
 
-@cache  # dataclasses.asdict deep-copies every field: once per config, not per look-up. The repr
-def _config(cfg: RunConfig, text: str) -> dict:  # tells apart configs equal but unlike (epochs 10, 10.0)
+@cache
+def _config(cfg: RunConfig, text: str) -> dict:
+    """`cfg.as_dict()` once per config (dataclasses.asdict deep-copies every field). `text`, the
+    config's repr, tells apart configs that are equal but unlike: epochs 10 and 10.0."""
     return cfg.as_dict()
 
 
