@@ -79,7 +79,8 @@ def main() -> None:
                 rows.setdefault(f"cold build, {jobs} job{'s' if jobs > 1 else ''}: wall", {})[name] = f"{wall:.1f} s"
                 rows.setdefault(f"cold build, {jobs} job{'s' if jobs > 1 else ''}: CPU", {})[name] = f"{cpu:.1f} s"
         for name, checkout in checkouts.items():
-            rows.setdefault("parallel speed-up (wall)", {})[name] = f"{walls[(name, 1)] / walls[(name, args.jobs)]:.2f} x"
+            speedup = walls[(name, 1)] / walls[(name, args.jobs)]
+            rows.setdefault("parallel speed-up (wall)", {})[name] = f"{speedup:.2f} x"
             seconds, n_runs = warm_load(checkout, tmp / name / f"jobs{args.jobs}")
             rows.setdefault(f"warm load of all {n_runs} results", {})[name] = f"{seconds:.2f} s"
     load = os.getloadavg()

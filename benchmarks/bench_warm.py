@@ -66,7 +66,8 @@ def check_warm(checkout: Path, env: dict) -> None:
     for line in out.splitlines():
         m = re.search(r"(\d+)/(\d+) runs cached", line)
         if m is None or m[1] != m[2]:
-            sys.exit(f"{checkout}: the cache is not warm ({line.strip()}); run `python -m mnist_scratch run` there first")
+            sys.exit(f"{checkout}: the cache is not warm ({line.strip()}); "
+                     "run `python -m mnist_scratch run` there first")
 
 
 def steps(figures: Path) -> dict[str, list[str]]:

@@ -5,11 +5,13 @@ decoded MNIST arrays are shared through a private, session-wide data folder, see
 project's `.cache/data` when that exists (the project's cache itself is only ever read).
 """
 
+import ast
 import dataclasses
 import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -264,13 +266,40 @@ def package_copy(tmp_path, monkeypatch) -> Path:
     return copy
 
 
+@pytest.mark.parametrize("edit", ["\n_EDITED = 1\n", "\ndef _edited():\n    return None\n"], ids=["line", "def"])
 @pytest.mark.parametrize("module", results.CODE)
-def test_code_version_follows_every_engine_module(package_copy, module):
+def test_code_version_follows_every_engine_module(package_copy, module, edit):
     version = results.code_version.__wrapped__  # the uncached function
     before = version()
     assert before == results.code_version()  # the copy hashes like the original
     with open(package_copy / module, "a") as f:
-        f.write("\n# an edit\n")
+        f.write(edit)
+    assert version() != before
+
+
+@pytest.mark.parametrize("module", results.CODE)
+def test_code_version_follows_a_changed_constant_but_not_comments_or_docstrings(package_copy, module):
+    version = results.code_version.__wrapped__
+    before = version()
+    path = package_copy / module
+    source = path.read_text()
+    first_doc = source.index('"""') + 3  # the module docstring
+    path.write_text(source[:first_doc] + "Reworded. " + source[first_doc:] + "\n# a comment\n")
+    assert version() == before  # documentation only: every cached run stays valid
+    doc_of_def = re.search(r'def \w+\(.*\n    """', path.read_text(), flags=re.MULTILINE)
+    if doc_of_def:  # a function's docstring too
+        text = path.read_text()
+        path.write_text(text[: doc_of_def.end()] + "Reworded. " + text[doc_of_def.end() :])
+        assert version() == before
+    # but a number in the code is the code: the first numeric literal, plus one
+    text = path.read_text()
+    numbers = (n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Constant) and type(n.value) in (int, float))
+    number = next(numbers)
+    lines = text.splitlines(keepends=True)
+    line = lines[number.lineno - 1].encode()  # offsets count UTF-8 bytes
+    lines[number.lineno - 1] = (line[: number.col_offset] + repr(number.value + 1).encode()
+                                + line[number.end_col_offset :]).decode()
+    path.write_text("".join(lines))
     assert version() != before
 
 
@@ -279,7 +308,7 @@ def test_code_version_ignores_modules_that_do_not_compute_runs(package_copy, mod
     version = results.code_version.__wrapped__
     before = version()
     with open(package_copy / module, "a") as f:
-        f.write("\n# an edit\n")
+        f.write("\n_EDITED = 1\n")
     assert version() == before
 
 
