@@ -2,15 +2,17 @@
 
     python benchmarks/bench_store.py [--repeats 5]
 
-Copies the entries of the warm cache (`.cache/runs/*.result`) into a SQLite database in a temporary
-folder (WAL mode, one row per run: key, bytes), then times, each in a fresh process, reading and
+Copies the current entries of the warm cache (`.cache/runs/*.result`) into a temporary folder and
+into a SQLite database beside it (WAL mode, one row per run: key, bytes), then times, each in a fresh process, reading and
 checking every entry both ways: read the bytes, verify the checksum, decode the arrays
 (`results._decode`). The difference between the two is the cost of the container, which is what
 the choice in `results.py` weighed.
 """
 
 import argparse
+import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -40,15 +42,31 @@ print(len(blobs), read - start, time.perf_counter() - read)
 """
 
 
+def current(entry: Path) -> bool:
+    """Whether `entry` was computed by the code as it is now."""
+    from mnist_scratch import results
+
+    try:
+        with open(entry, "rb") as f:
+            f.readline(), f.readline()
+            return json.loads(f.readline())["code"] == results.code_version()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     runs = Path(os.environ.get("MNIST_SCRATCH_CACHE") or ROOT / ".cache") / "runs"
-    entries = sorted(runs.glob("*.result"))
+    entries = [p for p in sorted(runs.glob("*.result")) if current(p)]
     if not entries:
-        sys.exit(f"no entries in {runs}: build the results first (python -m mnist_scratch run)")
+        sys.exit(f"no current entries in {runs}: build the results first (python -m mnist_scratch run)")
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "runs"  # the current entries only: older code's linger in the cache
+        folder.mkdir()
+        for p in entries:
+            shutil.copy(p, folder / p.name)
         db_path = Path(tmp) / "results.sqlite"
         with sqlite3.connect(db_path) as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -57,7 +75,7 @@ def main() -> None:
         times = {"files": [], "sqlite": []}
         for rep in range(args.repeats):
             for how in ("files", "sqlite") if rep % 2 == 0 else ("sqlite", "files"):
-                where = runs if how == "files" else db_path
+                where = folder if how == "files" else db_path
                 out = subprocess.run([sys.executable, "-c", READ, how, str(where)], capture_output=True, text=True,
                                      cwd=ROOT)
                 if out.returncode:
