@@ -115,6 +115,8 @@ def render_once(quarto: str, figures_dir: Path) -> list[str]:
         stale.unlink(missing_ok=True)
     try:
         _quarto(quarto, "report.qmd", "--to", "html", "-M", "keep-ipynb:true")
+        if not kept.exists():
+            raise UserError(f"Quarto kept no executed notebook ({kept.name}); is it Quarto 1.5 or later?", 1)
         kept.replace(notebook)  # an .ipynb, so Quarto renders it without executing it
         written = notebook_figures(notebook, figures_dir)
         # Outside the project's render list, report.ipynb renders as a lone file: it gets the
