@@ -19,6 +19,8 @@ import pytest
 
 from mnist_scratch.store import PROJECT_ROOT
 
+from .conftest import need
+
 pytestmark = pytest.mark.render
 
 SOURCE = (PROJECT_ROOT / "report.qmd").read_text()
@@ -133,7 +135,10 @@ def page(build) -> Page:
 
 @pytest.fixture(scope="module")
 def pdf_text(build) -> list[str]:
-    from pypdf import PdfReader
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        need("pypdf", "pip install -e '.[test]' (make env)")
 
     reader = PdfReader(build["pdf"])
     return [p.extract_text() for p in reader.pages]
