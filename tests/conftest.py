@@ -21,6 +21,13 @@ from mnist_scratch.store import PROJECT_ROOT
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def pytest_collection_modifyitems(items):
+    """A test that reads the rendered report is a `render` test (deselect with -m "not render")."""
+    for item in items:
+        if {"rendered", "build"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.render)
+
+
 def need(what: str, how: str):
     """Skip (fail under CI=true) a test for which `what` is missing; `how` says how to provide it."""
     message = f"{what} is missing: {how}"

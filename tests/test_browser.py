@@ -13,8 +13,6 @@ from PIL import Image
 
 from mnist_scratch.store import PROJECT_ROOT
 
-pytestmark = pytest.mark.render
-
 SOURCE = (PROJECT_ROOT / "report.qmd").read_text()
 FIGURES = re.findall(r"^#\|\s*label:\s*(fig-[\w-]+)", SOURCE, re.MULTILINE)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -21,8 +21,6 @@ from mnist_scratch.store import PROJECT_ROOT
 
 from .conftest import need
 
-pytestmark = pytest.mark.render
-
 SOURCE = (PROJECT_ROOT / "report.qmd").read_text()
 PROSE = re.sub(r"^```.*?^```", "", SOURCE, flags=re.DOTALL | re.MULTILINE)  # without code blocks
 FIGURES = re.findall(r"^#\|\s*label:\s*(fig-[\w-]+)", SOURCE, re.MULTILINE)
@@ -247,3 +245,86 @@ def test_pdf_resolves_every_reference(pdf_text):
     assert "?@" not in text
     assert "{python}" not in text
     assert len(NAN_INF.findall(text)) <= WRITTEN_NAN_INF, [m.group() for m in NAN_INF.finditer(text)]
+
+
+# --- the one-execution route, with a stand-in for Quarto -----------------------------------------
+
+FAKE_QUARTO = '''#!{python}
+"""Stands in for `quarto render`: logs its arguments, writes what Quarto would."""
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+with open("calls.log", "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[1] == "report.qmd":
+    if os.environ.get("FAKE_QUARTO_FAILS"):
+        sys.exit(2)
+    image = {{"image/svg+xml": ["<svg>", "loss</svg>"], "image/png": "UE5HIQ==", "text/plain": "fig"}}
+    cells = [
+        {{"cell_type": "markdown", "source": "draw('sample-digits') in prose"}},
+        {{"cell_type": "code", "source": ["#| label: fig-loss-curves\\n", "fig = draw('loss-curves')"],
+         "outputs": [{{"output_type": "display_data", "data": image}}]}},
+        {{"cell_type": "code", "source": "draw('lr-sweep'); draw('hidden-size')",
+         "outputs": [{{"output_type": "display_data", "data": image}}]}},  # two draws, one image
+    ]
+    Path("report.quarto_ipynb").write_text(json.dumps({{"cells": cells}}))
+    Path("_site").mkdir(exist_ok=True)
+    Path("_site/report.html").write_text("html")
+else:
+    assert Path("report.ipynb").exists()
+    Path("pdf-options.json").write_text(json.dumps(Path(args[args.index("--metadata-file") + 1]).read_text()))
+    Path("report.pdf").write_text("pdf")
+'''
+
+
+@pytest.fixture
+def fake_project(tmp_path):
+    """A project folder with a _quarto.yml, and a stand-in `quarto` that writes what Quarto would."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "_quarto.yml").write_text(
+        "project:\n  output-dir: _site\nbibliography: refs.bib\nformat:\n  html:\n    toc: true\n"
+        "  typst:\n    toc: true\n    papersize: a4\n")
+    quarto = tmp_path / "quarto"
+    quarto.write_text(FAKE_QUARTO.format(python=sys.executable))
+    quarto.chmod(0o755)
+    return root, str(quarto)
+
+
+def test_one_execution_makes_html_pdf_and_figures_and_leaves_nothing_behind(fake_project, tmp_path):
+    import json
+
+    import yaml
+
+    from mnist_scratch.render import render_once
+
+    root, quarto = fake_project
+    figures = tmp_path / "figures"
+    assert render_once(quarto, figures, root) == ["loss-curves"]
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert calls[0] == ["render", "report.qmd", "--to", "html", "-M", "keep-ipynb:true"]
+    assert calls[1][:4] == ["render", "report.ipynb", "--to", "typst"] and len(calls) == 2
+    assert (figures / "loss-curves.svg").read_text() == "<svg>loss</svg>"
+    assert (figures / "loss-curves.png").read_bytes() == b"PNG!"
+    assert sorted(p.name for p in figures.iterdir()) == ["loss-curves.png", "loss-curves.svg"]
+    assert (root / "_site" / "report.pdf").read_text() == "pdf"
+    options = yaml.safe_load(json.loads((root / "pdf-options.json").read_text()))
+    assert options == {"bibliography": "refs.bib", "format": {"typst": {"toc": True, "papersize": "a4"}}}
+    for left in ("report.ipynb", "report.quarto_ipynb", "report.pdf"):
+        assert not (root / left).exists(), left
+
+
+def test_a_failed_execution_renders_no_pdf_from_an_old_notebook(fake_project, tmp_path, monkeypatch):
+    from mnist_scratch.errors import UserError
+    from mnist_scratch.render import render_once
+
+    root, quarto = fake_project
+    for stale in ("report.ipynb", "report.quarto_ipynb", "report.pdf"):
+        (root / stale).write_text("from an earlier run")
+    monkeypatch.setenv("FAKE_QUARTO_FAILS", "1")
+    with pytest.raises(UserError, match="failed"):
+        render_once(quarto, tmp_path / "figures", root)
+    assert len((root / "calls.log").read_text().splitlines()) == 1  # the PDF step never ran
+    assert not (root / "_site" / "report.pdf").exists() and not (tmp_path / "figures").exists()
+    for stale in ("report.ipynb", "report.quarto_ipynb", "report.pdf"):
+        assert not (root / stale).exists(), stale

@@ -100,21 +100,20 @@ def pdf_options(config: Path) -> dict:
     return options
 
 
-def _quarto(quarto: str, *args: str) -> None:
+def _quarto(quarto: str, root: Path, *args: str) -> None:
     env = {**os.environ, "QUARTO_PYTHON": sys.executable}
-    done = subprocess.run([quarto, "render", *args], cwd=PROJECT_ROOT, env=env)
+    done = subprocess.run([quarto, "render", *args], cwd=root, env=env)
     if done.returncode:
         raise UserError(f"`quarto render {' '.join(args)}` failed (exit {done.returncode}); its output is above", 1)
 
 
-def render_once(quarto: str, figures_dir: Path) -> list[str]:
+def render_once(quarto: str, figures_dir: Path, root: Path = PROJECT_ROOT) -> list[str]:
     """report.qmd executed once: _site/report.html, _site/report.pdf and figures/; the figures written."""
-    root = PROJECT_ROOT
     kept, notebook, pdf = root / "report.quarto_ipynb", root / "report.ipynb", root / "report.pdf"
     for stale in (kept, notebook, pdf):
         stale.unlink(missing_ok=True)
     try:
-        _quarto(quarto, "report.qmd", "--to", "html", "-M", "keep-ipynb:true")
+        _quarto(quarto, root, "report.qmd", "--to", "html", "-M", "keep-ipynb:true")
         if not kept.exists():
             raise UserError(f"Quarto kept no executed notebook ({kept.name}); is it Quarto 1.5 or later?", 1)
         kept.replace(notebook)  # an .ipynb, so Quarto renders it without executing it
@@ -124,7 +123,7 @@ def render_once(quarto: str, figures_dir: Path) -> list[str]:
         with tempfile.TemporaryDirectory() as tmp:
             options = Path(tmp) / "pdf-options.yml"
             options.write_text(yaml.safe_dump(pdf_options(root / "_quarto.yml"), allow_unicode=True))
-            _quarto(quarto, "report.ipynb", "--to", "typst", "--metadata-file", str(options))
+            _quarto(quarto, root, "report.ipynb", "--to", "typst", "--metadata-file", str(options))
         (root / "_site").mkdir(exist_ok=True)
         pdf.replace(root / "_site" / "report.pdf")
     finally:
