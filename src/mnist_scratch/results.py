@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from . import data
 from .store import atomic_write, cache_root, sha256
 from .train import RunConfig
 
@@ -25,7 +26,9 @@ def code_version() -> str:
 
 
 def run_key(cfg: RunConfig) -> str:
-    return sha256(json.dumps({"config": cfg.as_dict(), "code": code_version()}, sort_keys=True).encode())[:20]
+    """Hash of the config, the code and the fingerprint of the images the run trains on."""
+    identity = {"config": cfg.as_dict(), "code": code_version(), "data": data.version(cfg.dataset)}
+    return sha256(json.dumps(identity, sort_keys=True).encode())[:20]
 
 
 def entry_path(cfg: RunConfig) -> Path:
@@ -43,14 +46,16 @@ def load(cfg: RunConfig) -> dict | None:
         ok = (
             entry["config"] == cfg.as_dict()
             and entry["code"] == code_version()
+            and entry["data"] == data.version(cfg.dataset)
             and entry["sha256"] == _checksum(entry["result"])
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     return entry["result"] if ok else None
 
 
 def save(cfg: RunConfig, result: dict) -> None:
-    entry = {"config": cfg.as_dict(), "code": code_version(), "sha256": _checksum(result), "result": result}
+    entry = {"config": cfg.as_dict(), "code": code_version(), "data": data.version(cfg.dataset),
+             "sha256": _checksum(result), "result": result}
     text = json.dumps(entry, sort_keys=True, allow_nan=False)
     atomic_write(entry_path(cfg), lambda f: f.write(text.encode()))
