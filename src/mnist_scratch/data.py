@@ -292,7 +292,10 @@ def decode(splits: dict[str, list[Path]]) -> dict[str, tuple[np.ndarray, np.ndar
     image that cannot be decoded, or is not 28 x 28, is a one-line error naming its file.
     """
     items = [p for paths in splits.values() for p in paths]
-    dsets = mnist_block().datasets(items)
+    try:
+        dsets = mnist_block().datasets(items)
+    except Exception as e:  # setting up, the block reads the first image (and only it)
+        raise UserError(f"cannot read the MNIST image {items[0]}: {_reason(e)}", 1) from None
     if list(dsets.vocab) != [str(d) for d in range(10)]:
         raise UserError(f"expected digit folders 0-9, found labels {list(dsets.vocab)}", exit_code=1)
     x = np.empty((len(items), 784), dtype=np.uint8)
@@ -302,11 +305,12 @@ def decode(splits: dict[str, list[Path]]) -> dict[str, tuple[np.ndarray, np.ndar
     for n, (ds, i) in enumerate(tqdm(in_order, desc="decoding MNIST", mininterval=1)):
         try:
             img, label = ds[i]
+            pixels = np.asarray(img, dtype=np.uint8)  # PIL decodes lazily: here
         except Exception as e:  # whatever the decoder raises, the file is damaged or unreadable
             raise UserError(f"cannot read the MNIST image {items[n]}: {_reason(e)}", 1) from None
-        if img.size != (28, 28):
+        if pixels.shape != (28, 28):
             raise UserError(f"the MNIST image {items[n]} is {img.size[0]}x{img.size[1]} pixels, not 28x28", 1)
-        x[n] = np.asarray(img, dtype=np.uint8).reshape(-1)
+        x[n] = pixels.reshape(-1)
         y[n] = int(label)
     out, start = {}, 0
     for name, paths in splits.items():

@@ -61,8 +61,13 @@ def _note_once(message: str) -> None:
 
 
 @cache
-def _splits(dataset: str, data_path) -> data.Splits:
+def _loaded(dataset: str, data_path, version: str) -> data.Splits:
     return data.load(dataset, data=data_path)
+
+
+def _splits(dataset: str, data_path) -> data.Splits:
+    """The images of `dataset`, loaded once per process and data version."""
+    return _loaded(dataset, data_path, data.version(dataset))
 
 
 def _work(cfg: RunConfig, data_path, progress: bool = False) -> dict:
