@@ -546,11 +546,14 @@ def test_warm_load_needs_no_fastai_and_no_data_folder(cache, tmp_path):
 # Ctrl-C and a killed parent
 
 
-def start_slow_build(root: Path, seconds: float, *args: str) -> subprocess.Popen:
-    """`--tiny --jobs 2 run lr-sweep`, each run `seconds` slower, in a process group of its own."""
+BUILD = ["lr-sweep", "hidden-size", "weight-decay", "bias"]  # tiny: 4 runs, then a dozen more
+
+
+def start_slow_build(root: Path, seconds: float) -> subprocess.Popen:
+    """`--tiny --jobs 2 run BUILD`, each run `seconds` slower, in a process group of its own."""
     env = {**env_for(root), "SLOW_RUN_SECONDS": str(seconds), "TQDM_DISABLE": "1"}
     return subprocess.Popen(
-        [sys.executable, str(SLOW_CLI), "--tiny", "--jobs", "2", *args, "run", "lr-sweep"],
+        [sys.executable, str(SLOW_CLI), "--tiny", "--jobs", "2", "run", *BUILD],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root, start_new_session=True,
     )
 
@@ -593,13 +596,20 @@ def _interrupt_message(stderr: str) -> str:
     return lines[0]
 
 
+def build_configs() -> list[RunConfig]:
+    return list(dict.fromkeys(c for name in BUILD for c in configs(name, tiny=True, cached_only=True) or []))
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_parallel_build_keeps_every_finished_run_and_the_rerun_computes_only_the_rest(
-        tmp_path, data_dir, subset_ready):
+        tmp_path, data_dir, subset_ready, monkeypatch):
     root = new_cache(tmp_path / "cache", data_dir)
-    sweep = configs("lr-sweep", tiny=True)
+    monkeypatch.setenv(CACHE_ENV, str(root))
+    first = configs("lr-sweep", tiny=True)
     build = start_slow_build(root, 1.0)
-    before = wait_for_entries(root, 2)
+    wait_for_entries(root, len(first))
+    planned = build_configs()  # the sweep is cached: the rest of the build is known
+    before = wait_for_entries(root, len(first) + 2)
     signalled = time.monotonic()
     os.killpg(build.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     _, stderr = build.communicate(timeout=30)
@@ -609,24 +619,23 @@ def test_ctrl_c_during_parallel_build_keeps_every_finished_run_and_the_rerun_com
     kept = {f: (root / "runs" / f).stat().st_mtime_ns for f in runs_dir_listing(root)}
     assert all(f.endswith(".json") for f in kept)  # no temporary file left
     assert set(before) <= set(kept)
-    assert len(before) < len(kept) < len(sweep)  # runs finishing while stopping are kept; the rest cancelled
+    assert len(before) < len(kept) < len(planned)  # runs finishing while stopping are kept; the rest cancelled
     message = _interrupt_message(stderr)
-    assert f"{len(kept)} of the {len(sweep)} runs to compute finished and are cached" in message
+    assert f"{len(kept) - len(first)} of the {len(planned) - len(first)} runs to compute finished and are cached" in message
     wait_until_gone(build.pid)
 
-    p = cli("--tiny", "--jobs", "2", "run", "lr-sweep", cache=root)
+    p = cli("--tiny", "--jobs", "2", "run", *BUILD, cache=root)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     after = {f: (root / "runs" / f).stat().st_mtime_ns for f in runs_dir_listing(root)}
-    assert set(after) == {results.entry_path(c).name for c in sweep}
+    assert set(after) == {results.entry_path(c).name for c in planned}
     assert {f: after[f] for f in kept} == kept  # nothing finished was computed (or written) again
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_ENV, str(root))
-        assert all(results.load(c) is not None for c in sweep)
+    assert all(results.load(c) is not None for c in planned)
 
 
 @pytest.mark.slow
-def test_second_ctrl_c_ends_the_build_at_once(tmp_path, data_dir, subset_ready):
+def test_second_ctrl_c_ends_the_build_at_once(tmp_path, data_dir, subset_ready, monkeypatch):
     root = new_cache(tmp_path / "cache", data_dir)
+    monkeypatch.setenv(CACHE_ENV, str(root))
     build = start_slow_build(root, 5.0)
     wait_for_entries(root, 1)
     os.killpg(build.pid, signal.SIGINT)
@@ -638,9 +647,7 @@ def test_second_ctrl_c_ends_the_build_at_once(tmp_path, data_dir, subset_ready):
     assert build.returncode == 130
     _interrupt_message(stderr)
     wait_until_gone(build.pid)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_ENV, str(root))
-        done = {results.entry_path(c).name for c in configs("lr-sweep", tiny=True) if results.load(c) is not None}
+    done = {results.entry_path(c).name for c in configs("lr-sweep", tiny=True) if results.load(c) is not None}
     assert done == set(runs_dir_listing(root))  # every file is a whole, valid entry
 
 
@@ -661,11 +668,17 @@ def test_killed_parent_takes_its_workers_with_it(tmp_path, data_dir, subset_read
 
 def test_ctrl_c_during_a_lone_training_run_exits_130_in_one_line(tmp_path, data_dir, subset_ready):
     root = new_cache(tmp_path / "cache", data_dir)
-    env = {**env_for(root), "TQDM_DISABLE": "1"}
     p = subprocess.Popen([sys.executable, "-m", "mnist_scratch", "train", "--epochs", "50"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, cwd=root, start_new_session=True)
-    time.sleep(6)  # importing torch, loading the data, training
+                         stderr=subprocess.PIPE, env=env_for(root), cwd=root, start_new_session=True)
+    seen = b""
+    while b"784-30-10:" not in seen:  # its progress bar: training has started
+        chunk = p.stderr.read1(4096)
+        assert chunk, f"training never started: {seen.decode()}"
+        seen += chunk
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=30)
-    assert p.returncode == 130 and out == ""
-    assert "interrupted; 0 of the 1 runs to compute finished" in _interrupt_message(err)
+    assert p.returncode == 130 and out == b""
+    lines = (seen + err).decode().splitlines()
+    assert "Traceback" not in "".join(lines)
+    assert lines[-1] == ("mnist-scratch: interrupted; 0 of the 1 runs to compute finished and are cached; "
+                         "run the same command again to compute the other 1")

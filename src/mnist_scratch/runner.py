@@ -105,7 +105,7 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
             unsaved.append(e)
         bar.update()
 
-    with tqdm(total=len(todo), desc=desc, unit="run", disable=not todo) as bar:
+    with tqdm(total=len(todo), desc=desc, unit="run", **({} if todo else {"disable": True})) as bar:  # $TQDM_DISABLE
         try:
             if n_jobs <= 1:
                 for cfg in todo:  # a lone run shows its epochs too
@@ -176,6 +176,7 @@ def _serve(conn, work, data_path, parent: int) -> None:
     until told to stop (None), the parent's end of the pipe closes, or the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    tqdm.set_lock(threading.RLock())  # not a semaphore, which a terminated worker would leave behind
     while True:
         try:
             cfg = conn.recv()
