@@ -16,6 +16,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +56,14 @@ class Split:
 _found_by_fastai: Path | None = None  # where `untar_data` put MNIST, once asked in this process
 
 
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # a name too long for the system: not a folder we can use
-        return False
-
-
 def _is_mnist(root: Path) -> bool:
-    return _is_dir(root / "training") and _is_dir(root / "testing")
+    """Whether `root` holds `training/` and `testing/` (os.path: this runs for every run key)."""
+    return os.path.isdir(os.path.join(root, "training")) and os.path.isdir(os.path.join(root, "testing"))
+
+
+@cache
+def _expanded(text: str, what: str) -> Path:
+    return expand(text, what)
 
 
 def find(path: str | os.PathLike | None = None) -> Path | None:
@@ -75,13 +75,12 @@ def find(path: str | os.PathLike | None = None) -> Path | None:
     """
     given = path or os.environ.get(DATA_ENV) or None
     if given is not None:
-        where = expand(given, "--data" if path else f"${DATA_ENV}")
+        where = _expanded(str(given), "--data" if path else f"${DATA_ENV}")
         for root in (where, where / "mnist_png"):
             if _is_mnist(root):
                 return root
         raise UserError(_missing(f"{where} (from --data or ${DATA_ENV})"), exit_code=1)
-    home = expand(os.environ.get("FASTAI_HOME") or "~/.fastai", "$FASTAI_HOME")
-    default = home / "data" / "mnist_png"
+    default = _expanded(os.environ.get("FASTAI_HOME") or "~/.fastai", "$FASTAI_HOME") / "data" / "mnist_png"
     return default if _is_mnist(default) else _found_by_fastai
 
 
@@ -112,11 +111,16 @@ def _missing(where: str) -> str:
 # --- what the data is: its fingerprint ---------------------------------------------------------
 
 
+@cache
+def _folders(root: str) -> tuple[str, ...]:
+    return (root, *(os.path.join(root, f) for f in ("training", "testing", *FOLDERS)))
+
+
 def _stamp(root: Path) -> list[int]:
     """Inode, modification and change time of `root` and its 22 folders: adding, removing or
     renaming an image, or putting another copy in place, changes them."""
     stamp = []
-    for folder in (root, root / "training", root / "testing", *(root / f for f in FOLDERS)):
+    for folder in _folders(os.path.abspath(root)):
         try:
             st = os.stat(folder)
         except OSError:
@@ -192,7 +196,7 @@ def fingerprint(root: Path) -> str:
     stamp changes, which costs 23 `stat` calls to notice. An image rewritten in place keeps the
     stamp: it is noticed when anything else in its folder changes.
     """
-    key, stamp = str(Path(root).absolute()), _stamp(root)
+    key, stamp = os.path.abspath(root), _stamp(root)
     if key not in _fingerprints:
         known = _remembered().get(key)
         if isinstance(known, dict) and isinstance(known.get("fingerprint"), str):

@@ -105,23 +105,23 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
             unsaved.append(e)
         bar.update()
 
-    with tqdm(total=len(todo), desc=desc, unit="run", **({} if todo else {"disable": True})) as bar:  # $TQDM_DISABLE
-        try:
-            if n_jobs <= 1:
+    try:
+        with tqdm(total=len(todo), desc=desc, unit="run", **({} if todo else {"disable": True})) as bar:
+            if n_jobs <= 1:  # (no `disable=False` above: $TQDM_DISABLE is honoured)
                 for cfg in todo:  # a lone run shows its epochs too
                     result = _work(cfg, data_path, progress=len(todo) == 1)
                     with _sigint_held():
                         finish(cfg, result)
             else:
                 _parallel(todo, n_jobs, data_path, finish)
-        except KeyboardInterrupt:
-            done = sum(found[cfg] is not None for cfg in todo) - len(unsaved)
-            raise Interrupted(f"{done} of the {len(todo)} runs to compute finished and are cached; "
-                              f"run the same command again to compute the other {len(todo) - done}") from None
-        finally:
-            if unsaved:
-                note(f"{len(unsaved)} result(s) could not be cached ({unsaved[0].strerror or unsaved[0]}): "
-                     "they are used by this command only")
+    except KeyboardInterrupt:
+        done = sum(found[cfg] is not None for cfg in todo) - len(unsaved)
+        raise Interrupted(f"{done} of the {len(todo)} runs to compute finished and are cached; "
+                          f"run the same command again to compute the other {len(todo) - done}") from None
+    finally:
+        if unsaved:
+            note(f"{len(unsaved)} result(s) could not be cached ({unsaved[0].strerror or unsaved[0]}): "
+                 "they are used by this command only")
     return [found[cfg] for cfg in configs]
 
 
