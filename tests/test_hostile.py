@@ -45,10 +45,15 @@ SLOW_CLI = Path(__file__).with_name("slow_cli.py")
 
 @pytest.fixture(autouse=True)
 def _private_cache_by_default(tmp_path_factory, monkeypatch):
-    """Every test starts with an empty cache root of its own, and no `--data` from the environment."""
+    """Every test starts with an empty cache root of its own and no `$MNIST_DATA` or `$MNIST_SCRATCH_JOBS`;
+    and leaves the environment as it found it (`cli.main` passes `--cache` and `--data` on in it)."""
+    saved = dict(os.environ)
     monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("default-cache")))
     monkeypatch.delenv(data.DATA_ENV, raising=False)
     monkeypatch.delenv(runner.JOBS_ENV, raising=False)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _figure_names() -> list[str]:
@@ -91,19 +96,14 @@ BAD_INPUTS = [
     ("figure-none", ["figure"], 2, ["name a figure or pass --all", "@figures"]),
     ("lr-zero", ["train", "--lr", "0"], 2, ["learning rate must be a positive number"]),
     ("lr-negative", ["train", "--lr", "-1"], 2, ["learning rate must be a positive number", "-1"]),
-    ("lr-1e39-beyond-float32", ["train", "--lr", "1e39"], 2, ["learning rate 1e+39 is too large", "float32"]),
     ("weight-decay-negative", ["train", "--weight-decay", "-0.1"], 2, ["weight decay must be zero or positive"]),
     ("hidden-empty", ["train", "--hidden", ""], 2, ["hidden sizes must be positive whole numbers"]),
     ("hidden-empty-part", ["train", "--hidden", "30,,10"], 2, ["hidden sizes", "'30,,10'"]),
     ("hidden-0x", ["train", "--hidden", "0x"], 2, ["hidden sizes", "'0x'"]),
-    ("hidden-ten-million", ["train", "--hidden", "10000000"], 2, ["784-10000000-10 network needs about", "GB"]),
     ("objective-unknown", ["train", "--objective", "nope"], 2, ["unknown objective 'nope'", "cross-entropy", "mse-digit", "mse-onehot"]),
-    ("epochs-not-a-number", ["train", "--epochs", "ten"], 2, ["argument --epochs: invalid int value: 'ten'"]),
-    ("jobs-negative", ["--jobs", "-1", "run", "lr-sweep"], 2, ["--jobs must be at least 1, got -1"]),
     ("data-missing", ["--data", "/nonexistent", "data"], 1, ["MNIST not found", "/nonexistent"]),
     ("data-missing-train", ["--data", "/nonexistent", "train", "--epochs", "1"], 1, ["MNIST not found"]),
     ("data-missing-run", ["--data", "/nonexistent", "--tiny", "--jobs", "2", "run", "lr-sweep"], 1, ["MNIST not found"]),
-    ("cache-under-no-such-user", ["--cache", "~nosuchuser/cache", "list"], 2, ["--cache ~nosuchuser/cache: no such user"]),
 ]
 
 BIG = str(2**63)
@@ -112,6 +112,11 @@ BAD_INPUTS_IN_PROCESS = [
     ("run-unknown-after-valid", ["--tiny", "run", "lr-sweep", "nope"], 2, ["unknown experiment 'nope'"]),
     ("figure-unknown-after-valid", ["--tiny", "figure", "sample-digits", "nope"], 2, ["unknown figure 'nope'"]),
     ("unknown-option", ["train", "--nope", "1"], 2, ["unrecognized arguments: --nope 1"]),
+    ("lr-1e39-beyond-float32", ["train", "--lr", "1e39"], 2, ["learning rate 1e+39 is too large", "float32"]),
+    ("hidden-ten-million", ["train", "--hidden", "10000000"], 2, ["784-10000000-10 network needs about", "GB"]),
+    ("epochs-not-a-number", ["train", "--epochs", "ten"], 2, ["argument --epochs: invalid int value: 'ten'"]),
+    ("jobs-negative", ["--jobs", "-1", "run", "lr-sweep"], 2, ["--jobs must be at least 1, got -1"]),
+    ("cache-under-no-such-user", ["--cache", "~nosuchuser/cache", "list"], 2, ["--cache ~nosuchuser/cache: no such user"]),
     ("lr-nan", ["train", "--lr", "nan"], 2, ["learning rate must be a positive number"]),
     ("lr-inf", ["train", "--lr", "inf"], 2, ["learning rate must be a positive number"]),
     ("lr-1e-50-rounds-to-zero", ["train", "--lr", "1e-50"], 2, ["learning rate 1e-50 rounds to 0 in float32"]),
@@ -336,24 +341,31 @@ def test_damaged_run_entry_is_recomputed_and_cached(cache, calls, damage):
 # damaged or incomplete MNIST folders
 
 
-def mnist_copy(tmp_path: Path, real: Path = None, *, own: tuple[str, ...] = ()) -> Path:
-    """A copy of mnist_png made of links: digit folders link to the real ones, except those in
-    `own` ("testing/4"), which are real folders of links to each image, ready to be damaged."""
+def mnist_copy(tmp_path: Path, real: Path = None) -> Path:
+    """A copy of mnist_png made of links to the real digit folders (cheap, and as good as a copy)."""
     real = real or data.find()
     root = tmp_path / "mnist_png"
     for folder in data.FOLDERS:
         (root / folder).parent.mkdir(parents=True, exist_ok=True)
-        if folder in own:
-            (root / folder).mkdir()
-            for f in os.scandir(real / folder):
-                (root / folder / f.name).symlink_to(f.path)
-        else:
-            (root / folder).symlink_to(real / folder, target_is_directory=True)
+        (root / folder).symlink_to(real / folder, target_is_directory=True)
     return root
 
 
+def own(root: Path, folder: str) -> Path:
+    """Make `folder` of a `mnist_copy` a real folder (of links to each image), free to be damaged."""
+    real = (root / folder).resolve()
+    (root / folder).unlink()
+    (root / folder).mkdir()
+    for f in os.scandir(real):
+        (root / folder / f.name).symlink_to(f.path)
+    return root / folder
+
+
 def first_decoded(root: Path) -> Path:
-    """The image a cold decode of the subset reads first (the first chosen training image)."""
+    """The image a cold decode of the subset reads first (the first chosen training image), in a
+    folder of its own."""
+    if (root / "training" / "0").is_symlink():
+        own(root, "training/0")
     return data.select(root)["train"][0]
 
 
@@ -368,7 +380,7 @@ def _no_digit_folder(root):
 
 
 def _short_digit_folder(root):
-    for f in sorted(os.listdir(root / "training" / "3"))[:131]:
+    for f in sorted(os.listdir(own(root, "training/3")))[:131]:
         (root / "training" / "3" / f).unlink()
     return "training/3/ holds 6,000 of its 6,131 images"
 
@@ -399,7 +411,7 @@ def _text_named_png(root):
 
 
 def _folder_named_png(root):
-    (root / "training" / "0" / "123456.png").mkdir()
+    (own(root, "training/0") / "123456.png").mkdir()
     return f"{root}/training/0/123456.png is not an image file"
 
 
@@ -409,7 +421,7 @@ def _non_numeric_png_name(root):
 
 
 def _dangling_link(root):
-    (root / "training" / "0" / "999999.png").symlink_to(root / "nowhere.png")
+    (own(root, "training/0") / "999999.png").symlink_to(root / "nowhere.png")
     return f"cannot read the MNIST image {root}/training/0/999999.png: No such file or directory"
 
 
@@ -423,31 +435,47 @@ def _unreadable_png(root):
     return f"cannot read the MNIST image {path}: Permission denied"
 
 
+def _refuse_to_open(monkeypatch, unreadable: Path) -> None:
+    """For root, who reads any file: opening `unreadable` fails as it would for anyone else."""
+    import PIL.Image
+
+    real_open = PIL.Image.open
+
+    def refuse(fp, *args, **kwargs):
+        if Path(fp) == unreadable:
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", refuse)
+
+
 @pytest.mark.parametrize(
     "damage",
-    [_no_digit_folder, _short_digit_folder, _truncated_png, _png_32x32, _empty_png, _text_named_png,
-     _folder_named_png, _non_numeric_png_name, _dangling_link, _unreadable_png],
+    [_no_digit_folder, _short_digit_folder, _folder_named_png, _non_numeric_png_name, _dangling_link, _truncated_png],
     ids=lambda f: f.__name__.strip("_").replace("_", "-"),
 )
 def test_damaged_mnist_folder_gives_one_line_error(tmp_path, monkeypatch, capsys, damage):
-    root = mnist_copy(tmp_path, own=("training/0", "training/3"))
+    root = mnist_copy(tmp_path)
     expected = damage(root)
-    if damage is _unreadable_png and os.geteuid() == 0:
-        import PIL.Image
-
-        real_open, unreadable = PIL.Image.open, first_decoded(root)
-
-        def refuse(fp, *args, **kwargs):
-            if Path(fp) == unreadable:
-                raise PermissionError(13, "Permission denied", str(fp))
-            return real_open(fp, *args, **kwargs)
-
-        monkeypatch.setattr(PIL.Image, "open", refuse)
     monkeypatch.setattr(data, "tqdm", lambda items, **kwargs: items)  # no progress bar: only the message
     cache_root = tmp_path / "cache"
     code, out, err = main_in_process(["--cache", str(cache_root), "--data", str(root), "data"], capsys)
     check_one_line_error(err, out, code, 1, [expected])
     assert not list(cache_root.glob("data/*.npz"))  # nothing decoded from it is cached
+
+
+@pytest.mark.parametrize("damage", [_png_32x32, _empty_png, _text_named_png, _unreadable_png],
+                         ids=lambda f: f.__name__.strip("_").replace("_", "-"))
+def test_damaged_mnist_image_is_named_in_a_one_line_error(tmp_path, monkeypatch, damage):
+    """As above, decoding a few images (one per folder, the damaged one first) instead of 15,000."""
+    root = mnist_copy(tmp_path)
+    expected = damage(root)
+    if damage is _unreadable_png and os.geteuid() == 0:
+        _refuse_to_open(monkeypatch, first_decoded(root))
+    some = {split: [next(iter(data._listing(root / split / str(d)))) for d in range(10)] for split in ("training", "testing")}
+    with pytest.raises(data.UserError) as e:
+        data.decode({"train": [first_decoded(root), *some["training"][1:]], "valid": some["testing"]})
+    assert expected in str(e.value) and "\n" not in str(e.value) and e.value.exit_code == 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -470,7 +498,7 @@ def test_image_cache_and_run_keys_follow_a_changed_data_folder(own_cache, calls,
     real = data.find()
     (before,) = runner.run([SMALL], jobs=1)
     key = results.run_key(SMALL)
-    copy = mnist_copy(tmp_path, real, own=("training/0",))
+    copy = mnist_copy(tmp_path, real)
     path = first_decoded(copy)
     size = path.stat().st_size
     with Image.open(path) as img:
