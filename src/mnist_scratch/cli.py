@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from .errors import PREFIX, Interrupted, UserError
+from .errors import PREFIX, Interrupted, UserError, note
 from .paths import DATA_ENV, expand, folder, writable
 from .store import CACHE_ENV
 
@@ -120,7 +120,7 @@ def cmd_train(args) -> None:
     print(json.dumps({"config": result["config"], **summary}, indent=2))
     for split, metrics in (result["final"] or {}).items():
         if metrics["loss"] is None:
-            print(f"{PREFIX}: note: the final {split} loss is infinite or NaN: stored as null", file=sys.stderr)
+            note(f"the final {split} loss is infinite or NaN: stored as null")
     if result["diverged"]:
         at = result["diverged_at"]
         print(f"mnist-scratch: the loss became NaN or infinite at epoch {at['epoch']}, step {at['step']}: "
