@@ -527,6 +527,17 @@ def test_image_cache_of_another_split_copied_over_is_not_trusted(own_cache):
     assert data._read(valid, "valid") is not None
 
 
+def test_image_cache_file_that_is_a_folder_is_rebuilt(own_cache):
+    valid = data.cache_file("valid")
+    before = data.load_split("valid")
+    valid.unlink()
+    (valid / "inside").mkdir(parents=True)
+    assert data._read(valid, "valid") is None
+    again = data.load_split("valid")
+    assert again.paths == before.paths and (again.x == before.x).all()
+    assert valid.is_file() and data._read(valid, "valid") is not None
+
+
 @pytest.mark.parametrize("change", ["labels-int32", "labels-2d", "labels-beyond-9", "pixels-783-columns",
                                     "pixels-float"])
 def test_image_cache_with_arrays_of_the_wrong_type_or_shape_is_not_trusted(tmp_path, change):
@@ -559,12 +570,18 @@ def test_damaged_fingerprint_memo_is_ignored(tmp_path, monkeypatch):
         assert data.fingerprint(real) == right
 
 
-def test_warm_load_needs_no_fastai_and_no_data_folder(cache, tmp_path):
-    """With the images cached and MNIST nowhere to be found, a warm load still works, without fastai."""
+@pytest.mark.parametrize("folder", ["in-fastais-default-place", "nowhere"])
+def test_warm_load_imports_no_fastai_wherever_the_data_folder_is(cache, tmp_path, folder):
+    """With the images cached, a warm load and a run key need no fastai: the data folder is found
+    (and fingerprinted) without it, or, when it is nowhere, the cache's own record is used."""
+    home = tmp_path / "fastai-home"
+    (home / "data").mkdir(parents=True)
+    if folder != "nowhere":
+        (home / "data" / "mnist_png").symlink_to(data.find(), target_is_directory=True)
     script = ("import sys; from mnist_scratch import data, results; from mnist_scratch.train import RunConfig; "
               "s = data.load('subset'); results.run_key(RunConfig()); "
               "assert 'fastai' not in sys.modules, 'fastai imported'; print(len(s.train), data.version())")
-    env = {**env_for(cache), "FASTAI_HOME": str(tmp_path / "empty")}
+    env = {**env_for(cache), "FASTAI_HOME": str(home)}
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["5000", data._read(data.cache_file("train"), "train")[3]]
