@@ -188,8 +188,14 @@ def _serve(conn, work, data_path, parent: int) -> None:
             conn.send(("ok", work(cfg, data_path)))
         except UserError as e:
             conn.send(("error", (str(e), e.exit_code)))
+        except MemoryError:
+            conn.send(("error", (f"out of memory while training {_describe(cfg)} (try fewer --jobs)", 1)))
         except Exception:
             conn.send(("crash", traceback.format_exc()))
+
+
+def _describe(cfg: RunConfig) -> str:
+    return f"{cfg.architecture} (lr {cfg.lr:g}, {cfg.epochs} epochs, seed {cfg.seed})"
 
 
 def _exit_with(parent: int) -> None:
@@ -208,21 +214,29 @@ class _Worker:
         self.cfg: RunConfig | None = None  # the run it is computing
 
     def give(self, cfg: RunConfig) -> None:
-        self.conn.send(cfg)
         self.cfg = cfg
+        try:
+            self.conn.send(cfg)
+        except OSError:
+            self._died()
 
     def take(self):
         """The reply to the run it was computing; a UserError if it died without one."""
-        cfg, self.cfg = self.cfg, None
         try:
-            return self.conn.recv()
+            reply = self.conn.recv()
         except (EOFError, OSError):
-            self.process.join(1)
-            code = self.process.exitcode
-            how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
-            hint = " (out of memory?)" if code == -signal.SIGKILL else ""
-            raise UserError(f"a worker process {how}{hint} while training {cfg.architecture} "
-                            f"(lr {cfg.lr:g}, seed {cfg.seed}); finished runs are cached", exit_code=1) from None
+            self._died()
+        self.cfg = None
+        return reply
+
+    def _died(self):
+        self.process.join(1)
+        code = self.process.exitcode
+        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited (code {code})"
+        hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+        cfg, self.cfg = self.cfg, None
+        raise UserError(f"a worker process {how}{hint} while training {_describe(cfg)}; "
+                        "the runs finished before are cached", exit_code=1) from None
 
     def end(self) -> None:
         """Stop: an idle worker is asked to, a busy one is terminated; killed if it lingers."""
