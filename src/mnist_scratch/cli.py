@@ -155,9 +155,9 @@ def _settle_places(args) -> None:
     if args.data:
         os.environ[DATA_ENV] = args.data = str(expand(args.data, "--data"))
     if args.command in ("run", "figure", "report"):
-        from .runner import worker_count
+        from .runner import requested_jobs
 
-        args.jobs = worker_count(args.jobs)
+        requested_jobs(args.jobs)  # a bad number fails now, not after the first results
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,13 +35,13 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def worker_count(requested: int | None = None) -> int:
-    """Worker processes: `requested`, else `$MNIST_SCRATCH_JOBS`, else one per core (each trains on
-    one thread); at most one per core, with a note when that lowers the request."""
+def requested_jobs(requested: int | None = None) -> tuple[int, str]:
+    """The worker processes asked for, and by what: `requested` (`--jobs`), else `$MNIST_SCRATCH_JOBS`,
+    else one per core (each trains on one thread). A one-line error for a non-number or less than 1."""
     if requested is None:
         text = os.environ.get(JOBS_ENV, "").strip()
         if not text:
-            return cores()
+            return cores(), "the default"
         if not (text.isascii() and text.lstrip("-").isdigit()):
             raise UserError(f"${JOBS_ENV} must be a whole number of worker processes, got {text!r}")
         requested, source = int(text), f"${JOBS_ENV}"
@@ -49,10 +49,16 @@ def worker_count(requested: int | None = None) -> int:
         source = "--jobs"
     if requested < 1:
         raise UserError(f"{source} must be at least 1, got {requested}")
-    if requested > cores():
-        _note_once(f"{source} {requested} lowered to {cores()}, the number of cores (more workers only share them)")
-        return cores()
-    return requested
+    return requested, source
+
+
+def worker_count(requested: int | None, runs: int) -> int:
+    """Workers for `runs` runs: as requested, but at most one per run and one per core; a note
+    says when the core count lowered the request."""
+    n, source = requested_jobs(requested)
+    if n > cores() and runs > cores():
+        _note_once(f"{source} {n} lowered to {cores()}, the number of cores (more workers only share them)")
+    return min(n, cores(), runs)
 
 
 @cache
@@ -94,7 +100,7 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
         writable(cache_root(), "the cache folder")  # fail now, not after the work
         for dataset in sorted({cfg.dataset for cfg in todo}):  # decode (or fail on damaged data) once, first
             _splits(dataset, data_path)
-    n_jobs = min(worker_count(jobs), len(todo))
+    n_jobs = worker_count(jobs, len(todo))
     unsaved: list[OSError] = []
 
     def finish(cfg: RunConfig, result: dict) -> None:
