@@ -35,9 +35,11 @@ from .test_experiments import (  # noqa: F401 (fixtures)
     data_dir,
     env_for,
     new_cache,
+    read_entry,
     runs_dir_listing,
     subset_ready,
     without_seconds,
+    write_entry,
 )
 
 SLOW_CLI = Path(__file__).with_name("slow_cli.py")
@@ -300,7 +302,12 @@ def test_decoded_images_that_cannot_be_cached_are_used_with_a_note(tmp_path, mon
 
 
 def _nest(path: Path, other: Path) -> None:
-    path.write_text("[" * 100_000 + "]" * 100_000)
+    """A sealed entry (right magic, right checksum) whose JSON header is nested 100,000 deep."""
+    write_entry_body(path, b"[" * 100_000 + b"]" * 100_000 + b"\n")
+
+
+def write_entry_body(path: Path, body: bytes) -> None:
+    path.write_bytes(results.MAGIC + store.sha256(body).encode() + b"\n" + body)
 
 
 def _empty_folder(path: Path, other: Path) -> None:
@@ -311,14 +318,14 @@ def _empty_folder(path: Path, other: Path) -> None:
 def _full_folder(path: Path, other: Path) -> None:
     path.unlink()
     (path / "inside").mkdir(parents=True)
-    (path / "inside" / "file.json").write_text("{}")
+    (path / "inside" / "file").write_text("{}")
 
 
 def _data_of_another_folder(path: Path, other: Path) -> None:
-    """This config's entry, with its checksum intact, claiming other images."""
-    entry = json.loads(path.read_text())
-    entry["data"] = "0" * 64
-    path.write_text(json.dumps(entry))
+    """This config's entry, sealed again, claiming images of another fingerprint."""
+    magic, _, header, arrays = read_entry(path)
+    header["data"] = "0" * 64
+    write_entry(path, magic, None, header, arrays)
 
 
 @pytest.mark.parametrize("damage", [_nest, _empty_folder, _full_folder, _data_of_another_folder],
@@ -328,6 +335,7 @@ def test_damaged_run_entry_is_recomputed_and_cached(cache, calls, damage):
     first, _ = runner.run([SMALL, other], jobs=1)
     path = results.entry_path(SMALL)
     damage(path, results.entry_path(other))
+    results.forget()  # as a fresh process would: this one read the entry intact
     assert results.load(SMALL) is None
 
     (again,) = runner.run([SMALL], jobs=1)
@@ -606,7 +614,7 @@ def start_slow_build(root: Path, seconds: float) -> subprocess.Popen:
 def wait_for_entries(root: Path, n: int, timeout: float = 120) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = [f for f in runs_dir_listing(root) if f.endswith(".json")]
+        done = [f for f in runs_dir_listing(root) if f.endswith(results.SUFFIX)]
         if len(done) >= n:
             return done
         time.sleep(0.05)
@@ -662,7 +670,7 @@ def test_ctrl_c_during_parallel_build_keeps_every_finished_run_and_the_rerun_com
     assert build.returncode == 130, stderr
     assert stopped < runner.GRACE + 3, stopped
     kept = {f: (root / "runs" / f).stat().st_mtime_ns for f in runs_dir_listing(root)}
-    assert all(f.endswith(".json") for f in kept)  # no temporary file left
+    assert all(f.endswith(results.SUFFIX) for f in kept)  # no temporary file left
     assert set(before) <= set(kept)
     assert len(before) < len(kept) < len(planned)  # runs finishing while stopping are kept; the rest cancelled
     message = _interrupt_message(stderr)

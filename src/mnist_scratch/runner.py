@@ -104,10 +104,10 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
     unsaved: list[OSError] = []
 
     def finish(cfg: RunConfig, result: dict) -> None:
-        found[cfg] = result
         try:
-            results.save(cfg, result)
+            found[cfg] = results.save(cfg, result)  # as stored: a later load returns exactly this
         except OSError as e:
+            found[cfg] = result
             unsaved.append(e)
         bar.update()
 
