@@ -15,6 +15,7 @@ part of every run's cache key: another or a changed MNIST folder means a new dec
 import json
 import os
 import stat
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -175,7 +176,9 @@ def _fingerprints_file() -> Path:
     return cache_root() / "data" / "folders.json"
 
 
-_fingerprints: dict[str, tuple[list[int], str]] = {}  # this process's memo
+_fingerprints: dict[str, tuple[list[int], str]] = {}  # this process's memo: folder -> (stamp, fingerprint)
+_checked: dict[str, float] = {}  # folder -> when its stamp was last found unchanged (time.monotonic)
+RECHECK = 1.0  # seconds a process trusts a folder's stamp before it stats the folders again
 
 
 def _remembered() -> dict:
@@ -193,18 +196,23 @@ def fingerprint(root: Path) -> str:
 
     Scanning 70,000 files takes about a second; the result is remembered (in the cache, as
     `data/folders.json`) with the folders' `_stamp`, and the folder is scanned again only when its
-    stamp changes, which costs 23 `stat` calls to notice. An image rewritten in place keeps the
-    stamp: it is noticed when anything else in its folder changes.
+    stamp changes, which costs 23 `stat` calls to notice (made at most once a second per folder in a
+    process). An image rewritten in place keeps the stamp: it is noticed when anything else in its
+    folder changes.
     """
-    key, stamp = os.path.abspath(root), _stamp(root)
+    key = os.path.abspath(root)
+    if key in _fingerprints and time.monotonic() - _checked.get(key, -RECHECK) < RECHECK:
+        return _fingerprints[key][1]  # a command computes hundreds of run keys: stat once a second
+    stamp = _stamp(root)
     if key not in _fingerprints:
         known = _remembered().get(key)
         if isinstance(known, dict) and isinstance(known.get("fingerprint"), str):
             _fingerprints[key] = (known.get("stamp"), known["fingerprint"])
     if key in _fingerprints and _fingerprints[key][0] == stamp:
+        _checked[key] = time.monotonic()
         return _fingerprints[key][1]
     found = _scan(Path(root))
-    _fingerprints[key] = (stamp, found)
+    _fingerprints[key], _checked[key] = (stamp, found), time.monotonic()
     known = _remembered()
     known[key] = {"stamp": stamp, "fingerprint": found}
     try:
