@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .errors import UserError, note
 from .paths import DATA_ENV, expand
-from .store import atomic_write, cache_root, sha256
+from .store import CACHE_ENV, atomic_write, cache_root, sha256
 
 SEED = 0
 PER_DIGIT = 500
@@ -177,8 +177,6 @@ def _fingerprints_file() -> Path:
 
 
 _fingerprints: dict[str, tuple[list[int], str]] = {}  # this process's memo: folder -> (stamp, fingerprint)
-_checked: dict[str, float] = {}  # folder -> when its stamp was last found unchanged (time.monotonic)
-RECHECK = 1.0  # seconds a process trusts a folder's stamp before it stats the folders again
 
 
 def _remembered() -> dict:
@@ -196,23 +194,18 @@ def fingerprint(root: Path) -> str:
 
     Scanning 70,000 files takes about a second; the result is remembered (in the cache, as
     `data/folders.json`) with the folders' `_stamp`, and the folder is scanned again only when its
-    stamp changes, which costs 23 `stat` calls to notice (made at most once a second per folder in a
-    process). An image rewritten in place keeps the stamp: it is noticed when anything else in its
-    folder changes.
+    stamp changes, which costs 23 `stat` calls to notice. An image rewritten in place keeps the
+    stamp: it is noticed when anything else in its folder changes.
     """
-    key = os.path.abspath(root)
-    if key in _fingerprints and time.monotonic() - _checked.get(key, -RECHECK) < RECHECK:
-        return _fingerprints[key][1]  # a command computes hundreds of run keys: stat once a second
-    stamp = _stamp(root)
+    key, stamp = os.path.abspath(root), _stamp(root)
     if key not in _fingerprints:
         known = _remembered().get(key)
         if isinstance(known, dict) and isinstance(known.get("fingerprint"), str):
             _fingerprints[key] = (known.get("stamp"), known["fingerprint"])
     if key in _fingerprints and _fingerprints[key][0] == stamp:
-        _checked[key] = time.monotonic()
         return _fingerprints[key][1]
     found = _scan(Path(root))
-    _fingerprints[key], _checked[key] = (stamp, found), time.monotonic()
+    _fingerprints[key] = (stamp, found)
     known = _remembered()
     known[key] = {"stamp": stamp, "fingerprint": found}
     try:
@@ -222,20 +215,32 @@ def fingerprint(root: Path) -> str:
     return found
 
 
+RECHECK = 1.0  # seconds for which a process trusts a data version it has worked out
+_versions: dict[tuple, tuple[float, str]] = {}
+
+
 def version(dataset: str = "subset") -> str | None:
     """The fingerprint of the images a run on `dataset` trains on, part of every run's cache key.
 
     That of the folder `find` finds, else the one recorded in the image cache (the data is not at
-    hand, but its decode is), else None: neither is known yet (`locate` then decode).
+    hand, but its decode is), else None: neither is known yet (`locate` then decode). A command
+    computes hundreds of run keys, so a process works this out again at most once a second (for
+    the same `$MNIST_DATA`, `$FASTAI_HOME` and cache folder).
     """
+    key = (dataset, *map(os.environ.get, (DATA_ENV, "FASTAI_HOME", CACHE_ENV)), _found_by_fastai)
+    if key in _versions and time.monotonic() - _versions[key][0] < RECHECK:
+        return _versions[key][1]
     root = find()
     if root is not None:
-        return fingerprint(root)
-    try:
-        with np.load(cache_file("train" if dataset == "subset" else "full-train"), allow_pickle=False) as z:
-            return str(z["fingerprint"])
-    except Exception:  # no image cache or a damaged one: unknown
-        return None
+        found = fingerprint(root)
+    else:
+        try:
+            with np.load(cache_file("train" if dataset == "subset" else "full-train"), allow_pickle=False) as z:
+                found = str(z["fingerprint"])
+        except Exception:  # no image cache or a damaged one: unknown
+            return None
+    _versions[key] = (time.monotonic(), found)
+    return found
 
 
 # --- selecting and decoding --------------------------------------------------------------------
