@@ -349,9 +349,8 @@ def test_damaged_run_entry_is_recomputed_and_cached(cache, calls, damage):
 # damaged or incomplete MNIST folders
 
 
-def mnist_copy(tmp_path: Path, real: Path = None) -> Path:
+def mnist_copy(tmp_path: Path, real: Path) -> Path:
     """A copy of mnist_png made of links to the real digit folders (cheap, and as good as a copy)."""
-    real = real or data.find()
     root = tmp_path / "mnist_png"
     for folder in data.FOLDERS:
         (root / folder).parent.mkdir(parents=True, exist_ok=True)
@@ -462,8 +461,8 @@ def _refuse_to_open(monkeypatch, unreadable: Path) -> None:
     [_no_digit_folder, _short_digit_folder, _folder_named_png, _non_numeric_png_name, _dangling_link, _truncated_png],
     ids=lambda f: f.__name__.strip("_").replace("_", "-"),
 )
-def test_damaged_mnist_folder_gives_one_line_error(tmp_path, monkeypatch, capsys, damage):
-    root = mnist_copy(tmp_path)
+def test_damaged_mnist_folder_gives_one_line_error(mnist, tmp_path, monkeypatch, capsys, damage):
+    root = mnist_copy(tmp_path, mnist)
     expected = damage(root)
     monkeypatch.setattr(data, "tqdm", lambda items, **kwargs: items)  # no progress bar: only the message
     cache_root = tmp_path / "cache"
@@ -474,9 +473,9 @@ def test_damaged_mnist_folder_gives_one_line_error(tmp_path, monkeypatch, capsys
 
 @pytest.mark.parametrize("damage", [_png_32x32, _empty_png, _text_named_png, _unreadable_png],
                          ids=lambda f: f.__name__.strip("_").replace("_", "-"))
-def test_damaged_mnist_image_is_named_in_a_one_line_error(tmp_path, monkeypatch, damage):
+def test_damaged_mnist_image_is_named_in_a_one_line_error(mnist, tmp_path, monkeypatch, damage):
     """As above, decoding a few images (one per folder, the damaged one first) instead of 15,000."""
-    root = mnist_copy(tmp_path)
+    root = mnist_copy(tmp_path, mnist)
     expected = damage(root)
     if damage is _unreadable_png and os.geteuid() == 0:
         _refuse_to_open(monkeypatch, first_decoded(root))
@@ -501,9 +500,10 @@ def own_cache(tmp_path, monkeypatch, data_dir, subset_ready) -> Path:
     return root
 
 
-def test_image_cache_and_run_keys_follow_a_changed_data_folder(own_cache, calls, tmp_path, monkeypatch):
+def test_image_cache_and_run_keys_follow_a_changed_data_folder(mnist, own_cache, calls, tmp_path, monkeypatch):
     """A copy of MNIST with one image re-encoded (same pixels, another size): a new decode, new keys."""
-    real = data.find()
+    monkeypatch.setenv(data.DATA_ENV, str(mnist))
+    real = mnist
     (before,) = runner.run([SMALL], jobs=1)
     key = results.run_key(SMALL)
     copy = mnist_copy(tmp_path, real)
@@ -522,7 +522,7 @@ def test_image_cache_and_run_keys_follow_a_changed_data_folder(own_cache, calls,
     assert without_seconds(after) == without_seconds(before)  # the same pixels, so the same numbers
     assert data._read(data.cache_file("train"), "train")[3] == data.fingerprint(copy)  # decoded again
 
-    monkeypatch.delenv(data.DATA_ENV)  # back to the original folder: a new decode, its runs still there
+    monkeypatch.setenv(data.DATA_ENV, str(real))  # back to the original folder: its runs are still there
     assert results.run_key(SMALL) == key and results.load(SMALL) is not None
 
 
@@ -567,9 +567,9 @@ def test_image_cache_with_arrays_of_the_wrong_type_or_shape_is_not_trusted(tmp_p
     assert data._read(file, "train") is None
 
 
-def test_damaged_fingerprint_memo_is_ignored(tmp_path, monkeypatch):
+def test_damaged_fingerprint_memo_is_ignored(mnist, tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
-    real = data.find()
+    real = mnist
     right = data.fingerprint(real)
     for text in ("[" * 100_000, "null", '{"%s": {"stamp": 1, "fingerprint": 2}}' % real.absolute(), "\x00\xff"):
         monkeypatch.setattr(data, "_fingerprints", {})
@@ -579,13 +579,13 @@ def test_damaged_fingerprint_memo_is_ignored(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("folder", ["in-fastais-default-place", "nowhere"])
-def test_warm_load_imports_no_fastai_wherever_the_data_folder_is(cache, tmp_path, folder):
+def test_warm_load_imports_no_fastai_wherever_the_data_folder_is(mnist, cache, tmp_path, folder):
     """With the images cached, a warm load and a run key need no fastai: the data folder is found
     (and fingerprinted) without it, or, when it is nowhere, the cache's own record is used."""
     home = tmp_path / "fastai-home"
     (home / "data").mkdir(parents=True)
     if folder != "nowhere":
-        (home / "data" / "mnist_png").symlink_to(data.find(), target_is_directory=True)
+        (home / "data" / "mnist_png").symlink_to(mnist, target_is_directory=True)
     script = ("import sys; from mnist_scratch import data, results; from mnist_scratch.train import RunConfig; "
               "s = data.load('subset'); results.run_key(RunConfig()); "
               "assert 'fastai' not in sys.modules, 'fastai imported'; print(len(s.train), data.version())")
