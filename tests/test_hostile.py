@@ -284,6 +284,16 @@ def test_result_that_cannot_be_cached_is_printed_with_a_note(cache, monkeypatch,
     assert "Traceback" not in err
 
 
+def test_result_with_a_number_the_store_refuses_is_kept_with_a_note(cache, monkeypatch, capsys):
+    """An infinity in a field training does not check (a future one, say): kept, noted, not cached."""
+    real = runner._work
+    monkeypatch.setattr(runner, "_work", lambda cfg, data_path, **kw: {**real(cfg, data_path), "extra": float("inf")})
+    (r,) = runner.run([SMALL], jobs=1)
+    assert r["extra"] == float("inf") and r["final"]["valid"]["acc"] > 0
+    assert "1 result(s) could not be cached (784-10 (lr 0.1, 1 epochs, seed 0): " in capsys.readouterr().err
+    assert results.load(SMALL) is None
+
+
 def test_decoded_images_that_cannot_be_cached_are_used_with_a_note(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
 

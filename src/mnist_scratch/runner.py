@@ -101,14 +101,17 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
         for dataset in sorted({cfg.dataset for cfg in todo}):  # decode (or fail on damaged data) once, first
             _splits(dataset, data_path)
     n_jobs = worker_count(jobs, len(todo))
-    unsaved: list[OSError] = []
+    unsaved: list[str] = []  # why results could not be cached
 
     def finish(cfg: RunConfig, result: dict) -> None:
         try:
             found[cfg] = results.save(cfg, result)  # as stored: a later load returns exactly this
         except OSError as e:
             found[cfg] = result
-            unsaved.append(e)
+            unsaved.append(e.strerror or str(e))
+        except (ValueError, TypeError) as e:  # not plain data with finite numbers: a bug, but keep the run
+            found[cfg] = result
+            unsaved.append(f"{_describe(cfg)}: {e}")
         bar.update()
 
     try:
@@ -126,8 +129,7 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
                           f"run the same command again to compute the other {len(todo) - done}") from None
     finally:
         if unsaved:
-            note(f"{len(unsaved)} result(s) could not be cached ({unsaved[0].strerror or unsaved[0]}): "
-                 "they are used by this command only")
+            note(f"{len(unsaved)} result(s) could not be cached ({unsaved[0]}): they are used by this command only")
     return [found[cfg] for cfg in configs]
 
 
