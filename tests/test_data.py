@@ -290,17 +290,17 @@ def _tamper_consistently(file: Path):
 @pytest.mark.parametrize("damage", [_truncate, _flip_pixel_bytes, _garbage, _tamper_consistently])
 def test_a_damaged_cache_file_is_rebuilt_not_trusted(cache, pristine, decodes, root, damage):
     file = data.cache_file("train")
-    assert data._read(file) is not None
+    assert data._read(file, "train") is not None
     damage(file)
     damaged = file.read_bytes()
-    assert data._read(file) is None, "the damage must be detected"
+    assert data._read(file, "train") is None, "the damage must be detected"
 
     again = data.load_split("train", data=root)
 
     _assert_same(again, pristine[1]["train"])
     assert len(decodes) == 1, "rebuilt by decoding the PNGs"
     assert file.read_bytes() != damaged
-    assert data._read(file) is not None, "the rewritten file is valid again"
+    assert data._read(file, "train") is not None, "the rewritten file is valid again"
     assert not list(file.parent.glob(".*.tmp")), "no temporary file left behind"
 
 
@@ -315,7 +315,7 @@ def test_a_leftover_temporary_file_does_not_break_loading(cache, pristine, decod
 
     _assert_same(again, pristine[1]["train"])
     assert len(decodes) == 1
-    assert data._read(data.cache_file("train")) is not None
+    assert data._read(data.cache_file("train"), "train") is not None
     # and with the target present, a warm load ignores the leftover
     _assert_same(data.load_split("train"), pristine[1]["train"])
     assert len(decodes) == 1
@@ -361,14 +361,22 @@ def test_folder_without_training_and_testing_is_rejected(tmp_path, monkeypatch):
     assert str(tmp_path) in str(e.value) and e.value.exit_code != 0
 
 
-def test_failed_fastai_download_names_fastais_data_folder(monkeypatch):
+@pytest.fixture
+def only_fastai_knows(tmp_path, monkeypatch):
+    """No path, no $MNIST_DATA, nothing in fastai's default folder: only `untar_data` can find MNIST."""
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path / "fastai-home"))
+    monkeypatch.setattr(data, "_found_by_fastai", None)
+
+
+def test_failed_fastai_download_names_fastais_data_folder(monkeypatch, only_fastai_knows):
     import fastai.data.external
 
     def offline(*args, **kwargs):
         raise ConnectionError("no network in this test")
 
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
     monkeypatch.setattr(fastai.data.external, "untar_data", offline)
+    assert data.find() is None
     with pytest.raises(UserError) as e:
         data.locate()
     message = str(e.value)
@@ -379,12 +387,21 @@ def test_failed_fastai_download_names_fastais_data_folder(monkeypatch):
     assert e.value.exit_code != 0
 
 
-def test_without_a_path_fastais_folder_is_used(root, monkeypatch):
+def test_without_a_path_fastais_untar_data_is_asked(root, monkeypatch, only_fastai_knows):
     import fastai.data.external
 
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
     monkeypatch.setattr(fastai.data.external, "untar_data", lambda url, *a, **k: str(root))
     assert data.locate() == root
+    assert data.find() == root  # remembered: the run keys of this process see the same folder
+
+
+def test_fastais_default_folder_is_found_without_fastai(root, tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist_png").symlink_to(root, target_is_directory=True)
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path))
+    assert data.find() == tmp_path / "data" / "mnist_png"  # untar_data is patched to fail: not asked
+    assert data.locate() == tmp_path / "data" / "mnist_png"
 
 
 def test_mnist_data_env_var_is_used(root, monkeypatch):

@@ -6,8 +6,16 @@ import os
 import sys
 import time
 
-from .errors import UserError
+from .errors import PREFIX, Interrupted, UserError, note
+from .paths import DATA_ENV, expand, folder, writable
 from .store import CACHE_ENV
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line like every other error (not the usage text too)."""
+
+    def error(self, message):
+        self.exit(2, f"{PREFIX}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -21,7 +29,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mnist-scratch", description=__doc__)
+    p = _Parser(prog="mnist-scratch", description=__doc__)
     p.add_argument("--data", metavar="PATH", help="the mnist_png folder (default: $MNIST_DATA, else fastai's)")
     p.add_argument("--cache", metavar="DIR", help=f"where results are cached (default: ${CACHE_ENV} or .cache/)")
     p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
@@ -86,6 +94,7 @@ def cmd_figure(args) -> None:
     for name in names:
         if name not in FIGURES:
             raise UserError(f"unknown figure {name!r}; choose from {', '.join(figure_names())}")
+    writable(folder(args.out, "--out"), "--out")  # before computing what the figures need
     for name in names:
         for path in save(name, args.out, tiny=args.tiny, jobs=args.jobs, data_path=args.data):
             print(path)
@@ -109,6 +118,9 @@ def cmd_train(args) -> None:
     (result,) = run([cfg], jobs=1, data_path=args.data, desc=cfg.architecture)
     summary = {k: result[k] for k in ("architecture", "diverged", "diverged_at", "final", "dead_units") if k in result}
     print(json.dumps({"config": result["config"], **summary}, indent=2))
+    for split, metrics in (result["final"] or {}).items():
+        if metrics["loss"] is None:
+            note(f"the final {split} loss is infinite or NaN: stored as null")
     if result["diverged"]:
         at = result["diverged_at"]
         print(f"mnist-scratch: the loss became NaN or infinite at epoch {at['epoch']}, step {at['step']}: "
@@ -133,16 +145,37 @@ def cmd_report(args) -> None:
 COMMANDS = {"report": cmd_report, "list": cmd_list, "run": cmd_run, "figure": cmd_figure, "train": cmd_train, "data": cmd_data}
 
 
+def _settle_places(args) -> None:
+    """Check the folders named on the command line or in the environment, and pass `--cache` and
+    `--data` on through the environment: worker processes and the run keys read them there."""
+    if args.cache:
+        os.environ[CACHE_ENV] = str(folder(args.cache, "--cache"))
+    elif os.environ.get(CACHE_ENV):
+        os.environ[CACHE_ENV] = str(folder(os.environ[CACHE_ENV], f"${CACHE_ENV}"))
+    if args.data:
+        os.environ[DATA_ENV] = args.data = str(expand(args.data, "--data"))
+    if args.command in ("run", "figure", "report"):
+        from .runner import requested_jobs
+
+        requested_jobs(args.jobs)  # a bad number fails now, not after the first results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.cache:
-        os.environ[CACHE_ENV] = args.cache  # read by store.cache_root, here and in worker processes
     try:
+        _settle_places(args)
         COMMANDS[args.command](args)
     except UserError as e:
-        print(f"mnist-scratch: error: {e}", file=sys.stderr)
+        print(f"{PREFIX}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("mnist-scratch: interrupted; finished runs are cached", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        kept = str(e) if isinstance(e, Interrupted) else "nothing finished was lost"
+        print(f"{PREFIX}: interrupted; {kept}", file=sys.stderr)
         return 130
+    except OSError as e:  # the system refused something not checked up front (a full disk, ...)
+        print(f"{PREFIX}: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{PREFIX}: error: out of memory (try fewer --jobs, or smaller networks)", file=sys.stderr)
+        return 1
     return 0

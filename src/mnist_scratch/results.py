@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import torch
 
+from .data import version as data_version
 from .store import atomic_write, cache_root, sha256
 from .train import RunConfig
 
@@ -85,8 +86,9 @@ def _code(path: Path) -> bytes:
 
 
 def identity(cfg: RunConfig) -> dict:
-    """Everything a run's numbers depend on: its key hashes this, and its entry must repeat it exactly."""
-    return {"config": _config(cfg, repr(cfg)), "code": code_version()}
+    """Everything a run's numbers depend on (its config, the code, the fingerprint of the images it
+    trains on): its key hashes this, and its entry must repeat it exactly."""
+    return {"config": _config(cfg, repr(cfg)), "code": code_version(), "data": data_version(cfg.dataset)}
 
 
 @cache
@@ -264,7 +266,7 @@ def _decode(data: bytes, cfg: RunConfig) -> _Entry | None:
                 parent = parent[step]
             if not path or parent[path[-1]] is not None:
                 return None
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
         return None
     return _Entry(tree, arrays)
 

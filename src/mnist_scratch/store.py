@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,8 +20,11 @@ def cache_root() -> Path:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call `write(file)` on a temporary file beside `path`, then rename it into place."""
+    """Call `write(file)` on a temporary file beside `path`, then rename it into place (replacing a
+    folder that stands in its way: a damaged cache entry)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

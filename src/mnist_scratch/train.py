@@ -1,6 +1,7 @@
 """One training run: its configuration, the minibatch loop, evaluation, and the history it records."""
 
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -30,9 +31,35 @@ def learning_rate(schedule: str, lr: float, step: int, total_steps: int) -> floa
     return lr if schedule == "constant" else lr * (1 - step / total_steps)
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.401298464324817e-45  # the smallest positive float32: anything below rounds to 0
+MAX_EPOCHS = 1_000
+MAX_SEED = 2**63 - 1
+TRAIN_IMAGES = {"subset": 5_000, "full": 60_000}
+EVAL_IMAGES = {"subset": 5_000, "full": 10_000}  # the largest split evaluated besides training
+ALL_IMAGES = {"subset": 15_000, "full": 70_000}  # every split of the dataset, in memory
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM in this machine (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:,.1f} GB" if n_bytes < 1e15 else f"{n_bytes / 1e9:.1e} GB"
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run's numbers. `hidden=()` is logistic regression."""
+    """Everything that determines a run's numbers. `hidden=()` is logistic regression.
+
+    Checked on construction: a value that cannot give a run (a learning rate float32 cannot hold,
+    a batch larger than the training set, a network larger than this machine's memory, ...) is a
+    one-line `UserError` before any work starts.
+    """
 
     hidden: tuple[int, ...] = (30,)
     objective: str = "cross-entropy"
@@ -55,11 +82,18 @@ class RunConfig:
             raise UserError(f"learning rate must be a positive number, got {self.lr!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise UserError(f"weight decay must be zero or positive, got {self.weight_decay!r}")
+        for name, value in (("learning rate", self.lr), ("weight decay", self.weight_decay)):
+            if value > FLOAT32_MAX:
+                raise UserError(f"{name} {value:g} is too large: training computes in float32, whose largest number is 3.4e+38")
+        if self.lr < FLOAT32_TINY:
+            raise UserError(f"learning rate {self.lr:g} rounds to 0 in float32 (smallest positive: 1.4e-45)")
         if any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise UserError(f"hidden sizes must be positive whole numbers, got {list(self.hidden)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        for name, low, high in (("epochs", 1, MAX_EPOCHS), ("batch_size", 1, None), ("seed", 0, MAX_SEED)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low or (high is not None and value > high):
+                bounds = f"from {low:,} to {high:,}" if high is not None else f"of at least {low:,}"
+                raise UserError(f"{name.replace('_', ' ')} must be a whole number {bounds}, got {value!r}")
         if self.max_train is not None and self.max_train < 1:
             raise UserError(f"max_train must be at least 1, got {self.max_train}")
         if self.objective not in OBJECTIVES:
@@ -68,6 +102,28 @@ class RunConfig:
             raise UserError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.dataset not in ("subset", "full"):
             raise UserError(f"unknown dataset {self.dataset!r}; choose subset or full")
+        if self.batch_size > self.n_train:
+            raise UserError(f"batch size {self.batch_size:,} is larger than the {self.n_train:,} training images "
+                            f"(at most {self.n_train:,}: one batch per epoch)")
+        ram = physical_memory()
+        if ram is not None and self.memory_needed() > ram:
+            raise UserError(f"a {self.architecture} network needs about {_gb(self.memory_needed())} of memory "
+                            f"to train, more than this machine's {_gb(ram)}")
+
+    @property
+    def n_train(self) -> int:
+        """The number of training images."""
+        return min(self.max_train or math.inf, TRAIN_IMAGES[self.dataset])
+
+    def memory_needed(self) -> int:
+        """Rough peak bytes of a run: the images; weights, gradients and update (3 copies); and, for
+        the most rows passed at once (the whole training set, when dead units are counted), every
+        layer's output and its gradient, in float32."""
+        sizes = [N_PIXELS, *self.hidden, OBJECTIVES[self.objective].n_out]
+        weights = sum((n_in + self.bias) * n_out for n_in, n_out in zip(sizes, sizes[1:]))
+        rows = max(self.n_train, min(EVAL_CHUNK, EVAL_IMAGES[self.dataset]))
+        per_row = N_PIXELS + 3 * sum(self.hidden) + 2 * sizes[-1]
+        return 4 * (ALL_IMAGES[self.dataset] * N_PIXELS + 3 * weights + rows * per_row)
 
     @property
     def architecture(self) -> str:
@@ -202,7 +258,7 @@ def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
         if split is None:
             continue
         ev = evaluate(model, loss_fn, obj, split)
-        final[name] = {"loss": ev.loss, "acc": ev.acc}
+        final[name] = {"loss": ev.loss if math.isfinite(ev.loss) else None, "acc": ev.acc}  # JSON has no inf
         if name != "train":
             conf[name] = confusion(split.y, ev.preds)
         if name == "valid":
