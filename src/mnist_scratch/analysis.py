@@ -166,7 +166,10 @@ def t_quantile(df: int, q: float = 0.975) -> float:
     return float(t.ppf(q, df))
 
 
-def interval(values: list[float], level: float = 0.95) -> dict:
+LEVEL = 0.95  # of every interval in the report
+
+
+def interval(values: list[float], level: float = LEVEL) -> dict:
     """Mean of `values` with its two-sided t-interval (n - 1 degrees of freedom); the verdict is
     "supported" when the interval excludes 0, else "within noise"."""
     n = len(values)
@@ -394,7 +397,11 @@ def look_alikes(conf: torch.Tensor) -> list[int]:
     return off.argmax(1).tolist()
 
 
-def mirror(run: dict, labels: torch.Tensor, partner: list[int], near: float = 1.5, far: float = 3.5) -> list[dict]:
+MIRROR_BAND = (1.5, 3.5)  # distances from the fitted line: beyond rounding noise, short of the next digit but two
+
+
+def mirror(run: dict, labels: torch.Tensor, partner: list[int], near: float = MIRROR_BAND[0],
+           far: float = MIRROR_BAND[1]) -> list[dict]:
     """Per digit: how many of its images land `near` to `far` from the fitted line towards its
     look-alike `partner[d]`, against the same distance away from it."""
     r = residuals(run, labels)
@@ -425,7 +432,10 @@ def same_distance_baseline(rates: dict[tuple[int, int], float], pair: tuple[int,
     return mean(others)
 
 
-def lean(run: dict, labels: torch.Tensor, probs: torch.Tensor, unsure: float = 0.1, sure: float = 0.01) -> dict:
+UNSURE, SURE = 0.1, 0.01  # the classifier's runner-up probability: unsure from, sure below
+
+
+def lean(run: dict, labels: torch.Tensor, probs: torch.Tensor, unsure: float = UNSURE, sure: float = SURE) -> dict:
     """Does the regression lean towards the digit an independent classifier sees in the same image?
 
     For each image, the classifier's runner-up (its most probable wrong digit) and that digit's

@@ -24,6 +24,8 @@ from .tables import LECUN_LINEAR_ERROR, NIELSEN_784_30_10, SOFTMAX_REGRESSION
 from .train import N_PIXELS, generators
 
 KEYS = {"lr": LOGISTIC, "mlp": TWO_LAYER}
+CONFIDENT = 0.9  # a mistake made with at least this probability is a confident one
+MEMORISED = 0.99  # training accuracy from which a network has fit its training set
 ENGINE_SPEEDUP = (1.54, 1.82)  # benchmarks/README.md, bench_engine.py of 2026-11-26: torch.nn time / ours, 784-10 and 784-30-10
 
 
@@ -142,6 +144,7 @@ def _comparisons(R, test_labels) -> dict[str, str]:
         F[f"cmp_{key}_mcnemar_p"] = f"{min(ps):.2g}–{max(ps):.2g}"
         F[f"cmp_{key}_n"] = str(c["valid"]["n"])
     F["t_crit"] = f"{A.t_quantile(cs[0]['valid']['n'] - 1):.2f}"
+    F["ci"] = A.pct(A.LEVEL, 0)
     return F
 
 
@@ -222,6 +225,12 @@ def _learned(baseline: list[dict], splits) -> dict[str, str]:
         F[f"units_{kind}_range"] = f"{min(c[kind] for c in counts)}–{max(c[kind] for c in counts)}"
     F["units_seeds"] = str(len(counts))
     F["noise_below"], F["stroke_from"] = f"{A.NOISE_BELOW:g}", f"{A.STROKE_FROM:g}"
+    seed0 = base[(TWO_LAYER, 0)][0]
+    (w, _), *_ = A.layers(seed0)
+    ink = A.ink_mask(splits["train"].x)
+    trained = [A.neighbour_correlation(row.reshape(28, 28), ink) for row, kind in
+               zip(w, A.unit_kinds(seed0, splits["train"].x)) if kind in ("stroke", "blob")]
+    F["units_min_corr"] = _fmt(min(trained), 2)
     return F
 
 
@@ -229,7 +238,8 @@ def _mistakes(baseline: list[dict], valid) -> dict[str, str]:
     F = {}
     base = A.by(baseline, "hidden")
     worst = A.top_losses(A.by(baseline, "hidden", "seed")[(TWO_LAYER, 0)][0], valid, 16)
-    F["top_sure"] = str(sum(t["prob"] >= 0.9 for t in worst))
+    F["top_sure_level"] = f"{CONFIDENT:g}"
+    F["top_sure"] = str(sum(t["prob"] >= CONFIDENT for t in worst))
     F["top_min_prob"] = f"{min(t['prob'] for t in worst):.2f}"
     for key, hidden in KEYS.items():
         pairs = A.error_pairs(base[(hidden,)], "test")
@@ -277,8 +287,9 @@ def _hidden(all_runs: list[dict]) -> dict[str, str]:
     F["h_30_acc"], F["h_largest_acc"] = A.pct(acc[30]), A.pct(acc[largest])
     F["h_30_test"], F["h_largest_test"] = A.pct(test[30]), A.pct(test[largest])
     F["h_gain"] = f"{100 * (test[largest] - test[30]):.1f}"
-    fits = [h for h, g in ((k[0][0], g) for k, g in groups.items()) if mean(A.final(g, "train", "acc")) >= 0.99]
+    fits = [h for h, g in ((k[0][0], g) for k, g in groups.items()) if mean(A.final(g, "train", "acc")) >= MEMORISED]
     F["h_memorise"] = str(min(fits)) if fits else "none"
+    F["memorise_level"] = A.pct(MEMORISED, 0)
     # the rate check: the narrowest width at its own best rate
     for (h,), g in A.by([r for r in all_runs if r["config"]["hidden"][0] == smallest], "hidden").items():
         lr = A.best_setting(g, ("lr",))[0]
@@ -374,6 +385,7 @@ def _mse(runs: list[dict], robust: list[dict], splits) -> dict[str, str]:
     mir = A.mirror(reg, labels, partner)
     toward, away = sum(m["toward"] for m in mir), sum(m["away"] for m in mir)
     F["mirror_toward"], F["mirror_away"] = str(toward), str(away)
+    F["mirror_band"] = "–".join(f"{v:g}" for v in A.MIRROR_BAND)
     F["mirror_digits"] = f"{sum(m['toward'] > m['away'] for m in mir)} of 10"
     m4 = mir[4]
     F["mirror_4_toward"], F["mirror_4_away"], F["mirror_4_partner"] = str(m4["toward"]), str(m4["away"]), str(m4["partner"])
@@ -390,6 +402,7 @@ def _mse(runs: list[dict], robust: list[dict], splits) -> dict[str, str]:
     close = [(4, 7), (5, 8), (3, 6)]
     F["midpoint_close"] = ", ".join(f"{a}/{b} {100 * rates[(a, b)]:.0f}%" for a, b in close)
     le = A.lean(reg, labels, probs)
+    F["lean_level"] = A.pct(A.UNSURE, 0)
     F["lean_unsure_n"], F["lean_sure_n"] = f"{le['unsure']['n']:,}", f"{le['sure']['n']:,}"
     F["lean_unsure"], F["lean_sure"] = A.pct(le["unsure"]["lean"], 0), A.pct(le["sure"]["lean"], 0)
     F["lean_p"] = f"{le['unsure']['p']:.1g}"
