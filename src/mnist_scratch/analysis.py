@@ -6,11 +6,10 @@ from statistics import mean, stdev
 
 import torch
 
-from .experiments import CLASSIFIERS, best_setting, choose
+from .experiments import CLASSIFIERS, LOGISTIC, TWO_LAYER, best_setting, choose
 
 MODEL_NAMES = {hidden: name for name, hidden in CLASSIFIERS.items()}
 SHORT = {"logistic regression": "logistic", "784-30-10 ReLU": "784-30-10"}  # for narrow table cells
-TWO_LAYER_KEY = CLASSIFIERS["784-30-10 ReLU"]
 
 
 def model_name(result: dict) -> str:
@@ -520,7 +519,7 @@ def comparisons(baseline: list[dict], decay: list[dict], biases: list[dict], tes
     batch order.
     """
     base = by(baseline, "hidden")
-    pairs = [("784-30-10 − logistic", base[(TWO_LAYER_KEY,)], base[((),)])]
+    pairs = [("784-30-10 − logistic", base[(TWO_LAYER,)], base[(LOGISTIC,)])]
     for name, runs in by_model(decay).items():
         groups = by(runs, "weight_decay")
         wd = best_decay(runs)

@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 from . import results as result_cache
 from . import runner
 from .errors import UserError
+from .store import cache_root
 from .train import RunConfig
 
 LOGISTIC, TWO_LAYER = (), (30,)
@@ -269,10 +270,20 @@ class _NotCached(Exception):
     pass
 
 
+_read: dict[tuple, list[dict]] = {}  # results already read in this process, per experiment and cache
+
+
 def results(name: str, *, tiny: bool = False, force: bool = False, jobs=None, data_path=None) -> list[dict]:
-    """The results of every run of `name` (computing missing ones first), each with its config."""
-    cfgs = configs(name, tiny=tiny, jobs=jobs, data_path=data_path)
-    return runner.run(cfgs, force=force, jobs=jobs, data_path=data_path, desc=name)
+    """The results of every run of `name` (computing missing ones first), each with its config.
+
+    An experiment's results are read from the cache once per process (its prerequisites are asked
+    for by every experiment that depends on them); `force` recomputes and reads them again.
+    """
+    key = (name, tiny, str(cache_root()), data_path)
+    if force or key not in _read:
+        cfgs = configs(name, tiny=tiny, jobs=jobs, data_path=data_path)
+        _read[key] = runner.run(cfgs, force=force, jobs=jobs, data_path=data_path, desc=name)
+    return _read[key]
 
 
 def build(names: list[str], *, tiny: bool = False, force: bool = False, jobs=None, data_path=None) -> None:

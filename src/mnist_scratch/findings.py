@@ -181,8 +181,9 @@ def _sweep(sweep: list[dict], n_valid: int) -> dict[str, str]:
     top_runs = by_lr[(top_lr,)]
     all_dead = [r for r in top_runs if not r["diverged"] and r["dead_units"][0] == 1.0]
     F["fast_all_dead"] = f"{len(all_dead)} of {len(top_runs)}"
-    F["fast_loss_is_ln10"] = str(sum(abs(r["final"]["valid"]["loss"] - math.log(10)) < 1e-6 for r in all_dead))
+    F["fast_loss_gap"] = f"{max(abs(r['final']['valid']['loss'] - math.log(10)) for r in all_dead):.4f}"
     steps, shares = A.dead_trace([r for r in top_runs if r["config"]["epochs"] == 20])
+    F["fast_dead_step4"] = A.pct(shares[steps.index(4)], 0)
     F["fast_half_dead_step"] = str(A.first_step_reaching(steps, shares, 0.5))
     F["fast_all_dead_step"] = str(A.first_step_reaching(steps, shares, 1.0))
     nxt = [r for r in by_lr[(next_lr,)] if not r["diverged"]]
@@ -332,9 +333,13 @@ def _full(sweep: list[dict], full: list[dict], baseline: list[dict]) -> dict[str
         F[f"full_{key}_plateau_n"] = str(len(top["settings"]))
         F[f"full_{key}_plateau_list"] = "; ".join(f"{lr:g}/{e}" for lr, e in top["settings"])
         F[f"full_{key}_plateau_width"] = f"{100 * top['width']:.2f}"
-    lrs = sorted({r["config"]["lr"] for r in sweep})
-    F["full_sweep_runs"], F["full_sweep_lrs"] = str(len(sweep)), ", ".join(f"{lr:g}" for lr in lrs)
-    F["full_sweep_epochs"] = ", ".join(str(e) for e in sorted({r["config"]["epochs"] for r in sweep}))
+    F["full_sweep_runs"] = str(len(sweep))
+    epochs = sorted({r["config"]["epochs"] for r in sweep})
+    F["full_sweep_epochs"] = ", ".join(map(str, epochs))
+    for key, (name, runs) in zip(_model_keys(sweep), A.by_model(sweep).items()):
+        F[f"full_{key}_grid"] = ", ".join(f"{lr:g}" for lr in sorted({r["config"]["lr"] for r in runs}))
+        longest = A.chosen(sweep)[name][1] == max(epochs)
+        F[f"full_{key}_edge"] = ("the longest in the grid" if longest else "inside the grid")
     lr_acc = mean(A.final([r for r in full if not r["config"]["hidden"]], "test", "acc"))
     F["full_lr_vs_lecun"] = "above" if lr_acc > 1 - LECUN_LINEAR_ERROR else "below"
     F["full_lr_vs_softmax"] = "close to" if abs(lr_acc - SOFTMAX_REGRESSION) < 0.01 else ("above" if lr_acc > SOFTMAX_REGRESSION else "below")
