@@ -438,14 +438,17 @@ def lean(run: dict, labels: torch.Tensor, probs: torch.Tensor, unsure: float = U
     """Does the regression lean towards the digit an independent classifier sees in the same image?
 
     For each image, the classifier's runner-up (its most probable wrong digit) and that digit's
-    probability; the regression *leans* when its residual from the fitted line has the sign of
-    (runner-up - true digit). Counted for the images the classifier is unsure of (runner-up at
-    least `unsure`) and, as the baseline, those it is sure of (runner-up below `sure`).
+    probability; the regression *leans* when its output lies on the runner-up's side of the median
+    output for the image's true digit (the median removes the shrinkage and any offset of the digit
+    as a whole). Counted for the images the classifier is unsure of (runner-up at least `unsure`)
+    and, as the baseline, those it is sure of (runner-up below `sure`).
     """
     p = probs.clone()
     p[torch.arange(len(labels)), labels] = -1
     prob, runner = p.max(1)
-    toward = torch.sign(residuals(run, labels)) == torch.sign((runner - labels).double())
+    out = torch.tensor(run["valid_output"], dtype=torch.float64)
+    medians = torch.stack([out[labels == d].median() if (labels == d).any() else out.new_tensor(0.0) for d in range(10)])
+    toward = torch.sign(out - medians[labels]) == torch.sign((runner - labels).double())
     out = {}
     for name, mask in (("unsure", prob >= unsure), ("sure", prob < sure)):
         n, k = int(mask.sum()), int((toward & mask).sum())
@@ -522,11 +525,10 @@ def comparisons(baseline: list[dict], decay: list[dict], biases: list[dict], tes
     pairs = [("784-30-10 − logistic", base[(TWO_LAYER,)], base[(LOGISTIC,)])]
     for name, runs in by_model(decay).items():
         groups = by(runs, "weight_decay")
-        wd = best_decay(runs)
-        pairs.append((f"decay {wd:g} − none, {SHORT[name]}", groups[(wd,)], groups[(0.0,)]))
+        pairs.append((f"best decay − none, {SHORT[name]}", groups[(best_decay(runs),)], groups[(0.0,)]))
     for name, runs in by_model(biases).items():
         groups = by(runs, "bias")
-        pairs.append((f"bias − no bias, {SHORT[name]}", groups[(True,)], groups[(False,)]))
+        pairs.append((f"bias − none, {SHORT[name]}", groups[(True,)], groups[(False,)]))
     out = []
     for label, a, b in pairs:
         c = {"label": label, "a": a, "b": b, "valid": paired(a, b, "valid"), "test": paired(a, b, "test")}
@@ -537,14 +539,17 @@ def comparisons(baseline: list[dict], decay: list[dict], biases: list[dict], tes
 
 
 def ambiguous(reg: dict, ce: dict, split, k: int = 12) -> list[dict]:
-    """The `k` images of `split` whose runner-up class the classifier `ce` rates most probable, with
-    that class, its probability and the regression `reg`'s output."""
+    """The `k` images of `split` the classifier `ce` is most torn on between the true digit and one
+    other (the largest smaller probability of the two), with both probabilities and the regression
+    `reg`'s output for the same image."""
     p = probabilities(ce, split.x)
-    p[torch.arange(len(split.y)), split.y] = -1
-    prob, runner = p.max(1)
-    order = prob.argsort(descending=True)[:k]
-    return [{"index": int(i), "true": int(split.y[i]), "runner": int(runner[i]), "prob": float(prob[i]),
-             "output": reg["valid_output"][i]} for i in order]
+    rows = torch.arange(len(split.y))
+    true_p = p[rows, split.y].clone()
+    p[rows, split.y] = -1
+    other_p, other = p.max(1)
+    order = torch.minimum(true_p, other_p).argsort(descending=True)[:k]
+    return [{"index": int(i), "true": int(split.y[i]), "true_prob": float(true_p[i]), "runner": int(other[i]),
+             "prob": float(other_p[i]), "output": reg["valid_output"][i]} for i in order]
 
 
 # --- what the hidden units look like ----------------------------------------------------------------

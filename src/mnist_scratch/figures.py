@@ -81,7 +81,7 @@ def lr_sweep(get: Getter):
     sweep = get("lr-sweep")
     chosen = A.chosen(sweep)
     n_valid = len(load_split("valid").y)
-    fig, axes = plt.subplots(2, 2, figsize=(9.5, 6.8), width_ratios=(1, 1.25))
+    fig, axes = plt.subplots(2, 2, figsize=(8.5, 6.8), width_ratios=(1, 1.3))
     for (ax_loss, ax_acc), name in zip(axes, CLASSIFIERS):
         table = A.settings(sweep, name)
         lrs = sorted({lr for lr, _ in table})
@@ -100,14 +100,14 @@ def lr_sweep(get: Getter):
                 v = grid[i, j]
                 text = "div." if np.isnan(v) else f"{v:.1f}"
                 light = not np.isnan(v) and v < np.nanmax(grid) - 6
-                ax_acc.text(j, i, text, ha="center", va="center", fontsize=7.5, color="white" if light else "black")
+                ax_acc.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if light else "black")
                 if (lr, e) in top["settings"]:
                     ax_acc.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=1.5))
                 if (lr, e) == chosen[name]:
                     ax_acc.add_patch(plt.Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=2.5))
         ax_acc.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
         ax_acc.set_yticks(range(len(budgets)), budgets)
-        ax_acc.set(ylabel="epochs", title=f"mean validation accuracy (%), {name}")
+        ax_acc.set(ylabel="epochs", title="mean validation accuracy (%)")
         ax_acc.grid(False)
         fig.colorbar(im, ax=ax_acc, shrink=0.9)
     axes[0][0].legend(loc="upper right", fontsize=8, ncol=2)
@@ -297,8 +297,8 @@ def mse_confusion(get: Getter):
 
 
 def mse_examples(get: Getter):
-    """The validation images the cross-entropy classifier finds most ambiguous, with its runner-up's
-    probability and where the single-number regression puts them (both seed 0)."""
+    """The validation images the cross-entropy classifier is most torn on between the true digit and
+    one other, with both probabilities, and where the single-number regression puts them (seed 0)."""
     best = A.best_mse_runs(get("mse-regression"))
     reg, ce = best["mse-digit"][0], best["cross-entropy"][0]
     valid = load_split("valid")
@@ -306,7 +306,8 @@ def mse_examples(get: Getter):
     fig, axes = plt.subplots(2, 6, figsize=(8.5, 3.9))
     for ax, f in zip(axes.flat, shown):
         ax.imshow(valid.x[f["index"]].reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"true {f['true']}, or {f['runner']}? ({f['prob']:.0%})\nregression: {f['output']:.1f}", fontsize=9)
+        ax.set_title(f"{f['true']} ({f['true_prob']:.0%}) or {f['runner']} ({f['prob']:.0%})\nregression: {f['output']:.1f}",
+                     fontsize=9)
         ax.set_axis_off()
     return fig
 

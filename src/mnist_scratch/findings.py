@@ -288,6 +288,7 @@ def _hidden(all_runs: list[dict]) -> dict[str, str]:
     F["h_30_acc"], F["h_largest_acc"] = A.pct(acc[30]), A.pct(acc[largest])
     F["h_30_test"], F["h_largest_test"] = A.pct(test[30]), A.pct(test[largest])
     F["h_gain"] = f"{100 * (test[largest] - test[30]):.1f}"
+    F["h_ratio"] = f"{largest / 30:.0f}"
     fits = [h for h, g in ((k[0][0], g) for k, g in groups.items()) if mean(A.final(g, "train", "acc")) >= MEMORISED]
     F["h_memorise"] = str(min(fits)) if fits else "none"
     F["memorise_level"] = A.pct(MEMORISED, 0)
@@ -369,6 +370,9 @@ def _mse(runs: list[dict], robust: list[dict], splits) -> dict[str, str]:
         F[f"mse_{key}_test"] = A.pm(A.final(r, "test", "acc"), digits=1)
         F[f"mse_{key}_epochs"], F[f"mse_{key}_h"] = str(epochs), str(hidden[0])
 
+    variants = [best["mse-digit-std"], *A.by(robust, "hidden", "epochs").values()]
+    ce_acc = mean(A.final(best["cross-entropy"], "valid", "acc"))
+    F["mse_gap_min"] = f"{100 * (ce_acc - max(mean(A.final(v, 'valid', 'acc')) for v in variants)):.0f}"
     reg, ce, onehot = best["mse-digit"][0], best["cross-entropy"][0], best["mse-onehot"][0]
     for key, run in (("mse", reg), ("ce", ce)):
         dist = A.error_distance(run, labels)

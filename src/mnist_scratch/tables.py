@@ -16,11 +16,17 @@ SOFTMAX_REGRESSION = 0.92  # the TensorFlow MNIST tutorial (2015): softmax regre
 def markdown(header: list[str], rows: list[list], align: str | None = None) -> str:
     """A pipe table; `align` has one of l, r, c per column (default: first left, rest right).
 
-    A `|` inside a cell is escaped, so it cannot split the cell."""
+    A `|` inside a cell is escaped, so it cannot split the cell. A wide table's column widths follow
+    the dashes of its rule line (pandoc's rule for pipe tables), so each column gets dashes in
+    proportion to its longest cell: no column is squeezed until its numbers wrap.
+    """
     align = align or "l" + "r" * (len(header) - 1)
-    rule = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = [header, [rule[a] for a in align], *rows]
-    return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in line) + " |" for line in lines)
+    cells = [[str(c).replace("|", "\\|") for c in line] for line in (header, *rows)]
+    widths = [max(len(line[i]) for line in cells) + 3 for i in range(len(header))]
+    rule = [{"l": ":" + "-" * (w - 1), "r": "-" * (w - 1) + ":", "c": ":" + "-" * (w - 2) + ":"}[a]
+            for a, w in zip(align, widths)]
+    lines = [cells[0], rule, *cells[1:]]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 def pm(values: list[float], scale: float = 100, digits: int = 2) -> str:
@@ -43,25 +49,31 @@ def accuracy(baseline: list[dict]) -> str:
 
 
 def by_setting(runs: list[dict], key: str, label: str, fmt=str) -> str:
-    """Accuracy on every split and validation loss per model and value of `key`, mean ± std over seeds."""
+    """Accuracy on every split and validation loss per model and value of `key`, mean ± std over seeds
+    (no model column for the hidden size, whose series is a single family)."""
     rows = []
     for name, model_runs in A.families(runs, key).items():
         for (value,), group in A.by(model_runs, key).items():
-            rows.append([A.SHORT.get(name, name), fmt(value)]
+            rows.append(([] if key == "hidden" else [A.SHORT.get(name, name)]) + [fmt(value)]
                         + [pm(A.final(group, s, "acc")) for s in ("train", "valid", "test")]
                         + [pm(A.final(group, "valid", "loss"), scale=1, digits=3)])
-    return markdown(["model", label, "train acc.", "valid acc.", "test acc.", "valid loss"], rows)
+    header = ([] if key == "hidden" else ["model"]) + [label, "train acc.", "valid acc.", "test acc.", "valid loss"]
+    return markdown(header, rows, "l" * (len(header) - 5) + "rrrrr")
 
 
 def paired(comparisons: list[dict]) -> str:
-    """Each comparison's mean paired difference with its 95% interval, on validation and held-out test,
-    and how many seeds' McNemar tests find the held-out difference at p < 0.05."""
-    def cell(d):
-        return f"{100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}]"
+    """Each comparison's mean paired difference with its 95% interval (bold where it excludes 0), on
+    validation and held-out test, and how many seeds' McNemar tests find the held-out difference."""
+    def mean(d):
+        return f"{100 * d['mean']:+.2f}"
 
-    rows = [[c["label"], cell(c["valid"]), c["valid"]["verdict"], cell(c["test"]), c["test"]["verdict"],
+    def ci(d):
+        text = f"{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}"
+        return f"**{text}**" if d["verdict"] == "supported" else text
+
+    rows = [[c["label"], mean(c["valid"]), ci(c["valid"]), mean(c["test"]), ci(c["test"]),
              f"{sum(m['p'] < 0.05 for m in c['mcnemar'])} of {len(c['mcnemar'])}"] for c in comparisons]
-    return markdown(["comparison", "valid Δ [95% CI]", "valid", "test Δ [95% CI]", "test", "McNemar"], rows)
+    return markdown(["a − b", "valid Δ", "95% interval", "test Δ", "95% interval", "McNemar"], rows)
 
 
 def per_digit(baseline: list[dict]) -> str:
@@ -88,7 +100,7 @@ def full_mnist(full: list[dict]) -> str:
     return markdown(["model", "lr", "epochs", "train acc.", "valid acc.", "test acc."], rows)
 
 
-MSE_LABELS = {"mse-digit": "MSE, the digit's value", "mse-digit-std": "MSE, standardised digit",
+MSE_LABELS = {"mse-digit": "MSE, digit", "mse-digit-std": "MSE, standardised digit",
               "mse-onehot": "MSE, one-hot", "cross-entropy": "cross-entropy"}
 
 
