@@ -441,7 +441,8 @@ def lean(run: dict, labels: torch.Tensor, probs: torch.Tensor, unsure: float = U
     probability; the regression *leans* when its output lies on the runner-up's side of the median
     output for the image's true digit (the median removes the shrinkage and any offset of the digit
     as a whole). Counted for the images the classifier is unsure of (runner-up at least `unsure`)
-    and, as the baseline, those it is sure of (runner-up below `sure`).
+    and, as the baseline, those it is sure of (runner-up below `sure`), with the median shift
+    towards the runner-up; `spread` is the median distance of any output from its digit's median.
     """
     p = probs.clone()
     p[torch.arange(len(labels)), labels] = -1
@@ -449,11 +450,13 @@ def lean(run: dict, labels: torch.Tensor, probs: torch.Tensor, unsure: float = U
     out = torch.tensor(run["valid_output"], dtype=torch.float64)
     medians = torch.stack([out[labels == d].median() if (labels == d).any() else out.new_tensor(0.0) for d in range(10)])
     toward = torch.sign(out - medians[labels]) == torch.sign((runner - labels).double())
-    out = {}
+    shift = (out - medians[labels]) * torch.sign((runner - labels).double())  # towards the runner-up, in digits
+    out = {"spread": (out - medians[labels]).abs().median().item()}
     for name, mask in (("unsure", prob >= unsure), ("sure", prob < sure)):
         n, k = int(mask.sum()), int((toward & mask).sum())
         tail = sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n if n else 1.0  # one-sided: more than half
-        out[name] = {"n": n, "lean": k / n if n else math.nan, "p": tail}
+        out[name] = {"n": n, "lean": k / n if n else math.nan, "p": tail,
+                     "shift": shift[mask].median().item() if n else math.nan}
     return out
 
 

@@ -213,10 +213,10 @@ def top_losses(get: Getter):
     run = A.by(get("baseline"), "hidden", "seed")[((30,), 0)][0]
     valid = load_split("valid")
     worst = A.top_losses(run, valid, 16)
-    fig, axes = plt.subplots(2, 8, figsize=(9, 3))
+    fig, axes = plt.subplots(2, 8, figsize=(8, 2.9))
     for ax, t in zip(axes.flat, worst):
         ax.imshow(valid.x[t["index"]].reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"true {t['true']}, pred {t['pred']}\np = {t['prob']:.2f}", fontsize=8.5)
+        ax.set_title(f"{t['true']} → {t['pred']}\n{t['prob']:.3f}", fontsize=11)
         ax.set_axis_off()
     return fig
 
@@ -232,7 +232,7 @@ def test_confusion(get: Getter):
         im = ax.imshow(off, cmap="Oranges", vmin=0, vmax=top)
         for (i, j), v in np.ndenumerate(conf):
             if i != j and v >= 0.5:
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8, color="white" if v > top / 2 else "black")
         ax.set(title=f"{name} ({len(groups[(CLASSIFIERS[name],)])} seeds)", xlabel="predicted digit", ylabel="true digit",
                xticks=range(10), yticks=range(10))
         ax.grid(False)

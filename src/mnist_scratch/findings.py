@@ -415,6 +415,9 @@ def _mse(runs: list[dict], robust: list[dict], splits) -> dict[str, str]:
     F["lean_unsure_n"], F["lean_sure_n"] = f"{le['unsure']['n']:,}", f"{le['sure']['n']:,}"
     F["lean_unsure"], F["lean_sure"] = A.pct(le["unsure"]["lean"], 0), A.pct(le["sure"]["lean"], 0)
     F["lean_p"] = f"{le['unsure']['p']:.1g}"
+    F["lean_shift"], F["lean_spread"] = _fmt(le["unsure"]["shift"], 2), _fmt(le["spread"], 2)
+    F["lean_size"] = "large where it applies" if le["unsure"]["shift"] > le["spread"] else "modest"
+    F["lean_unsure_share"] = A.pct(le["unsure"]["n"] / len(labels), 0)
     F["lean_verdict"] = "supported" if le["unsure"]["p"] < 0.01 and le["unsure"]["lean"] > le["sure"]["lean"] else "not supported"
     # the in-between images: does the classifier find them ambiguous between the pair?
     between = A.in_between(reg, labels)

@@ -22,7 +22,7 @@ def markdown(header: list[str], rows: list[list], align: str | None = None) -> s
     """
     align = align or "l" + "r" * (len(header) - 1)
     cells = [[str(c).replace("|", "\\|") for c in line] for line in (header, *rows)]
-    widths = [max(len(line[i]) for line in cells) + 3 for i in range(len(header))]
+    widths = [max(len(line[i]) for line in cells) + 4 for i in range(len(header))]
     rule = [{"l": ":" + "-" * (w - 1), "r": "-" * (w - 1) + ":", "c": ":" + "-" * (w - 2) + ":"}[a]
             for a, w in zip(align, widths)]
     lines = [cells[0], rule, *cells[1:]]
@@ -120,5 +120,3 @@ def gradient_checks(rows: list[dict]) -> str:
     return markdown(["gradient", "max |ours − autograd|"], [[r["check"], f"{r['max_abs_diff']:.1e}"] for r in rows])
 
 
-def environment(env: dict[str, str]) -> str:
-    return markdown(["component", "version"], [[k, v] for k, v in env.items()], "ll")
