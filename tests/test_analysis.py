@@ -73,10 +73,15 @@ def test_best_mse_runs_picks_lowest_mean_validation_loss_and_skips_divergence():
     assert best["mse-digit"][0]["config"]["lr"] == 0.03
 
 
-def test_markdown_table_shape():
+def test_markdown_table_shape_and_column_widths():
     text = tables.markdown(["a", "b"], [[1, 2], [3, 4]])
     lines = text.splitlines()
-    assert lines[0] == "| a | b |" and lines[1] == "| :--- | ---: |" and len(lines) == 4
+    assert lines[0] == "| a | b |" and len(lines) == 4
+    left, right = lines[1].strip("| ").split(" | ")
+    assert left.startswith(":") and right.endswith(":") and not right.startswith(":")
+    wide = tables.markdown(["model", "acc"], [["784-30-10", "93.94 ± 0.33 percent of them"]]).splitlines()[1]
+    short, long = (len(cell) for cell in wide.strip("| ").split(" | "))
+    assert long > 2 * short  # dashes in proportion to the longest cell: pandoc sizes wide tables by them
 
 
 def test_second_choice_right_counts_only_wrong_predictions():
@@ -294,17 +299,21 @@ def test_midpoint_rates_and_the_same_distance_baseline():
     assert base == pytest.approx(sum(others) / len(others))
 
 
-def test_lean_counts_residuals_on_the_runner_up_side():
-    labels = torch.tensor([4, 4, 4, 4, 0, 9])
-    probs = torch.full((6, 10), 0.0)
-    probs[:, 0] = 0.0
-    for i, (y, runner, p) in enumerate([(4, 9, 0.4), (4, 9, 0.3), (4, 1, 0.3), (4, 9, 0.001), (0, 0, 0), (9, 9, 0)]):
-        probs[i, y] = 1 - p
-        if runner != y:
+def test_lean_counts_outputs_on_the_runner_up_side_of_their_digits_median():
+    labels = torch.tensor([4] * 5 + [0, 9])
+    probs = torch.zeros(7, 10)
+    cases = [(9, 0.4), (9, 0.3), (1, 0.3), (9, 0.001), (None, 0.0)]  # runner-up and its probability, for the 4s
+    for i, (runner, p) in enumerate(cases):
+        probs[i, 4] = 1 - p
+        if runner is not None:
             probs[i, runner] = p
-    out = [4.8, 4.9, 4.8, 3.0, 0.0, 9.0]  # residuals at 4: up, up, up (runner-up 1 is below), down
+    probs[5, 0], probs[6, 9] = 1.0, 1.0
+    out = [4.8, 4.9, 4.7, 3.0, 4.5, 0.0, 9.0]  # the 4s' median is 4.7: up, up, level, down, down
     le = A.lean({"valid_output": out}, labels, probs)
+    # unsure: the first three; towards 9 means above 4.7 (two), towards 1 below it (the third is at it)
     assert le["unsure"]["n"] == 3 and le["unsure"]["lean"] == pytest.approx(2 / 3)
+    assert le["unsure"]["shift"] == pytest.approx(0.1)  # median of +0.1, +0.2, 0.0
+    assert le["unsure"]["p"] == pytest.approx(4 / 8)  # P(at least 2 of 3 heads)
 
 
 def test_onehot_sums():

@@ -860,7 +860,7 @@ def test_cli_tiny_parallel_run_then_list(tmp_path, data_dir, subset_ready, monke
     assert states["lr-sweep"].startswith(f"0/{len(sweep)} runs cached")
     for name, exp in EXPERIMENTS.items():
         if exp.needs:
-            assert states[name].startswith("waiting for lr-sweep")
+            assert states[name].startswith(f"waiting for {', '.join(exp.needs)}")
 
     p = cli("--tiny", "--jobs", "2", "run", "lr-sweep", cache=root)
     assert p.returncode == 0, p.stderr
@@ -871,10 +871,12 @@ def test_cli_tiny_parallel_run_then_list(tmp_path, data_dir, subset_ready, monke
     states = _list_states(cli("--tiny", "list", cache=root))
     assert states["lr-sweep"].startswith(f"{len(sweep)}/{len(sweep)} runs cached")
     for name, exp in EXPERIMENTS.items():
-        if exp.needs:  # now listed with counts (tiny runs may coincide with sweep runs, so some are cached)
+        if exp.needs == ("lr-sweep",):  # now listed with counts (tiny runs may coincide with sweep runs)
             cfgs = configs(name, tiny=True, cached_only=True)
             done = sum(results.load(c) is not None for c in cfgs)
             assert states[name].startswith(f"{done}/{len(cfgs)} runs cached"), states[name]
+        elif exp.needs:  # a prerequisite of its own is not run yet
+            assert states[name].startswith(f"waiting for {', '.join(exp.needs)}"), states[name]
 
     # the workers' results are the numbers this process computes
     splits = {"subset": data.load("subset")}
