@@ -135,10 +135,11 @@ def shrinkage(run: dict, labels: torch.Tensor) -> dict[str, float]:
 
 
 def in_between(run: dict, labels: torch.Tensor, pairs=((4, 9), (3, 8), (1, 7))) -> list[dict]:
-    """Validation images of look-alike pairs that the single-number model predicts half-way between.
+    """Validation images of the pairs that the single-number model predicts half-way between.
 
     For a pair (a, b): the true a's and b's whose output lies within 1 of the midpoint (a 4 or a 9
-    predicted near 6.5), closest first. The model hedges between two shapes and lands on a third digit.
+    predicted near 6.5), closest first. Landing there is not by itself evidence of hedging between
+    the pair: see `midpoint_rates` and `lean`.
     """
     found = []
     for a, b in pairs:
@@ -152,7 +153,6 @@ def in_between(run: dict, labels: torch.Tensor, pairs=((4, 9), (3, 8), (1, 7))) 
 def pair_loss_ratio(a: int, b: int, c: int) -> float:
     """How many times more squared error predicting `b` costs than predicting `c` for a true `a`."""
     return (b - a) ** 2 / (c - a) ** 2
-
 
 
 # --- statistics: what a difference over seeds, or over images, supports ----------------------------

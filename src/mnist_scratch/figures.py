@@ -9,7 +9,6 @@ from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import MaxNLocator
 

@@ -43,10 +43,6 @@ def _pp(x: float, digits: int = 2) -> str:
     return f"{100 * x:+.{digits}f}"
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def findings(R: dict[str, list[dict]]) -> dict[str, str]:
     F: dict[str, str] = {}
     splits = {name: load_split(name) for name in ("train", "valid", "test")}
@@ -122,9 +118,6 @@ def _baseline(baseline: list[dict], splits) -> dict[str, str]:
     acc_curve, _ = A.mean_curves(mlp_runs, "valid_acc")
     F["mlp_acc_at_min"], F["mlp_acc_last"] = A.pct(acc_curve[low], 2), A.pct(acc_curve[-1], 2)
     return F
-
-
-COMPARISON_KEYS = ("depth", "wd_lr", "wd_mlp", "bias_lr", "bias_mlp")
 
 
 def _comparisons(R, test_labels) -> dict[str, str]:
