@@ -99,6 +99,8 @@ def _baseline(baseline: list[dict], splits) -> dict[str, str]:
         valid_acc = mean(A.final(runs, "valid", "acc"))
         F[f"{key}_valid_se"] = f"{100 * A.binomial_se(valid_acc, len(splits['valid'])):.2f}"
         F[f"{key}_valid_seed_sd"] = f"{100 * A.spread(A.final(runs, 'valid', 'acc'))[1]:.2f}"
+        se, sd = A.binomial_se(valid_acc, len(splits["valid"])), A.spread(A.final(runs, "valid", "acc"))[1]
+        F[f"{key}_se_vs_sd"] = "about the same as" if abs(se - sd) < 0.1 * se else ("more than" if se > sd else "less than")
         F[f"{key}_train_gap"] = f"{100 * (mean(A.final(runs, 'train', 'acc')) - valid_acc):.1f}"
     F["ln10"] = _fmt(math.log(10), 4)
     lr_runs, mlp_runs = base[(LOGISTIC,)], base[(TWO_LAYER,)]
@@ -117,6 +119,7 @@ def _baseline(baseline: list[dict], splits) -> dict[str, str]:
     F["mlp_loss_rise"] = _fmt(curve[-1] - curve[low])
     acc_curve, _ = A.mean_curves(mlp_runs, "valid_acc")
     F["mlp_acc_at_min"], F["mlp_acc_last"] = A.pct(acc_curve[low], 2), A.pct(acc_curve[-1], 2)
+    F["mlp_acc_after_min"] = "still rises" if acc_curve[-1] > acc_curve[low] else "does not rise"
     return F
 
 
@@ -417,7 +420,7 @@ def _mse(runs: list[dict], robust: list[dict], splits) -> dict[str, str]:
     share = [probs[f["index"], f["pair"][1] if f["true"] == f["pair"][0] else f["pair"][0]].item() for f in between]
     F["mse_in_between"] = str(len(between))
     F["between_partner_prob"] = A.pct(mean(share), 0)
-    F["between_partner_10"] = A.pct(mean(s >= 0.1 for s in share), 0)
+    F["between_partner_10"] = A.pct(mean(s >= A.UNSURE for s in share), 0)
     m, s = A.onehot_sums(onehot, valid.x)
     F["onehot_sum"], F["onehot_sum_sd"] = _fmt(m, 2), _fmt(s, 2)
     return F
