@@ -18,7 +18,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from mnist_scratch import data, experiments, results, runner, store
 from mnist_scratch.experiments import CLASSIFIERS, EXPERIMENTS, LOGISTIC, TWO_LAYER, Context, choose, configs
@@ -406,14 +408,43 @@ def test_choose_is_order_independent():
 # reading and writing the cache
 
 
+def read_entry(path: Path) -> tuple[bytes, bytes, dict, bytes]:
+    """An entry file's magic line, checksum line, JSON header and array bytes, unchecked (for tests to edit)."""
+    data = path.read_bytes()
+    magic, data = data[: len(results.MAGIC)], data[len(results.MAGIC) :]
+    checksum, header, arrays = data.split(b"\n", 2)
+    return magic, checksum, json.loads(header), arrays
+
+
+def write_entry(path: Path, magic: bytes, checksum: bytes | None, header: dict, arrays: bytes) -> None:
+    """Write an entry; `checksum=None` seals it with the correct checksum of what is written."""
+    body = json.dumps(header).encode() + b"\n" + arrays
+    path.write_bytes(magic + (checksum or store.sha256(body).encode()) + b"\n" + body)
+
+
+def array_span(header: dict, path: list) -> tuple[int, int, str]:
+    """Where the array stored for `path` lies in the array bytes: (start, stop, dtype)."""
+    offset = 0
+    for where, dtype, shape in header["arrays"]:
+        size = math.prod(shape) * int(dtype[2:])
+        if where == path:
+            return offset, offset + size, dtype
+        offset += size
+    raise KeyError(path)
+
+
 def test_run_saves_the_entry_and_reads_it_back(cache, calls, monkeypatch):
     (first,) = runner.run([SMALL], jobs=1)
     assert calls == [SMALL]
     path = results.entry_path(SMALL)
     assert path.is_file() and path.parent == cache / "runs"
-    entry = json.loads(path.read_text())
-    assert entry["config"] == SMALL.as_dict() == first["config"]
-    assert entry["code"] == results.code_version()
+    magic, checksum, header, arrays = read_entry(path)
+    assert magic == results.MAGIC
+    assert checksum.decode() == store.sha256(path.read_bytes()[len(magic) + 65 :])
+    assert header["config"] == SMALL.as_dict() == first["config"]
+    assert header["code"] == results.code_version()
+    assert ["history", "step_loss"] in [a[0] for a in header["arrays"]]  # raw bytes, not a JSON list
+    results.forget()
     assert results.load(SMALL) == first
 
     forbid_training(monkeypatch)
@@ -431,15 +462,30 @@ def test_run_trains_each_distinct_config_once_and_keeps_order(cache, calls):
     assert out[0] == out[2]
 
 
-def _rewrite(path: Path, change) -> None:
-    entry = json.loads(path.read_text())
-    change(entry)
-    path.write_text(json.dumps(entry, sort_keys=True))
+def _rewrite(path: Path, change, *, reseal: bool) -> None:
+    """Apply `change(header)` (which may return new array bytes); `reseal` fixes the checksum to match."""
+    magic, checksum, header, arrays = read_entry(path)
+    arrays = change(header) or arrays
+    write_entry(path, magic, None if reseal else checksum, header, arrays)
+
+
+def _set_float(path: Path, where: list, index: int, value: float, *, reseal: bool) -> None:
+    """Overwrite one number inside a stored array."""
+    magic, checksum, header, arrays = read_entry(path)
+    start, stop, dtype = array_span(header, where)
+    values = np.frombuffer(arrays[start:stop], dtype).copy()
+    values[index] = value
+    arrays = arrays[:start] + values.tobytes() + arrays[stop:]
+    write_entry(path, magic, None if reseal else checksum, header, arrays)
 
 
 def damage_truncate(path, other):
-    text = path.read_text()
-    path.write_text(text[: len(text) // 2])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def damage_truncate_last_byte(path, other):
+    path.write_bytes(path.read_bytes()[:-1])
 
 
 def damage_empty(path, other):
@@ -459,23 +505,35 @@ def damage_binary(path, other):
 
 
 def damage_edit_final(path, other):
-    _rewrite(path, lambda e: e["result"]["final"]["valid"].update(acc=0.999))
+    _rewrite(path, lambda h: h["result"]["final"]["valid"].update(acc=0.999), reseal=False)
 
 
 def damage_edit_history(path, other):
-    _rewrite(path, lambda e: e["result"]["history"]["valid_loss"].__setitem__(-1, 0.001))
+    _set_float(path, ["history", "step_loss"], -1, 0.001, reseal=False)
+
+
+def damage_flip_one_array_bit(path, other):
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10
+    path.write_bytes(bytes(data))
 
 
 def damage_no_checksum(path, other):
-    _rewrite(path, lambda e: e.pop("sha256"))
+    data = path.read_bytes()
+    path.write_bytes(results.MAGIC + data[len(results.MAGIC) + 65 :])
+
+
+def damage_other_format_version(path, other):
+    magic, _, header, arrays = read_entry(path)
+    write_entry(path, magic.replace(b"result 1", b"result 0"), None, header, arrays)
 
 
 def damage_other_code(path, other):
-    _rewrite(path, lambda e: e.update(code="0" * 64))
+    _rewrite(path, lambda h: h.update(code="0" * 64), reseal=True)
 
 
 def damage_edited_config(path, other):
-    _rewrite(path, lambda e: e["config"].update(lr=0.5))
+    _rewrite(path, lambda h: h["config"].update(lr=0.5), reseal=True)
 
 
 def damage_other_runs_entry(path, other):
@@ -483,29 +541,52 @@ def damage_other_runs_entry(path, other):
     shutil.copy(results.entry_path(other), path)
 
 
-def damage_nan_with_matching_checksum(path, other):
-    def change(e):
-        e["result"]["history"]["valid_loss"][-1] = float("nan")
-        e["sha256"] = store.sha256(json.dumps(e["result"], sort_keys=True).encode())
+def damage_nan_in_array_with_matching_checksum(path, other):
+    _set_float(path, ["history", "step_loss"], -1, float("nan"), reseal=True)
 
-    _rewrite(path, change)
+
+def damage_inf_in_json_with_matching_checksum(path, other):
+    _rewrite(path, lambda h: h["result"]["final"]["valid"].update(loss=float("inf")), reseal=True)
+
+
+def damage_array_shape_with_matching_checksum(path, other):
+    def change(h):
+        h["arrays"][0][2] = [h["arrays"][0][2][0] - 1]
+
+    _rewrite(path, change, reseal=True)
+
+
+def damage_trailing_bytes_with_matching_checksum(path, other):
+    magic, _, header, arrays = read_entry(path)
+    write_entry(path, magic, None, header, arrays + b"\x00" * 4)
+
+
+def damage_array_without_its_place_with_matching_checksum(path, other):
+    _rewrite(path, lambda h: h["arrays"][0].__setitem__(0, ["architecture"]), reseal=True)
 
 
 @pytest.mark.parametrize(
     "damage",
     [
         damage_truncate,
+        damage_truncate_last_byte,
         damage_empty,
         damage_not_an_object,
         damage_list,
         damage_binary,
         damage_edit_final,
         damage_edit_history,
+        damage_flip_one_array_bit,
         damage_no_checksum,
+        damage_other_format_version,
         damage_other_code,
         damage_edited_config,
         damage_other_runs_entry,
-        damage_nan_with_matching_checksum,
+        damage_nan_in_array_with_matching_checksum,
+        damage_inf_in_json_with_matching_checksum,
+        damage_array_shape_with_matching_checksum,
+        damage_trailing_bytes_with_matching_checksum,
+        damage_array_without_its_place_with_matching_checksum,
     ],
     ids=lambda f: f.__name__.removeprefix("damage_"),
 )
@@ -514,15 +595,196 @@ def test_damaged_entry_is_recomputed(cache, calls, damage):
     first, _ = runner.run([SMALL, other], jobs=1)
     path = results.entry_path(SMALL)
     damage(path, other)
+    results.forget()  # as a fresh process: this one read the entry intact before it was damaged
     assert results.load(SMALL) is None
 
     (again,) = runner.run([SMALL], jobs=1)
     assert calls.count(SMALL) == 2
     assert without_seconds(again) == without_seconds(first)  # deterministic, so the same numbers
+    results.forget()
     assert results.load(SMALL) == again
-    entry = json.loads(path.read_text())
-    assert entry["config"] == SMALL.as_dict() and entry["code"] == results.code_version()
+    _, _, header, _ = read_entry(path)
+    assert header["config"] == SMALL.as_dict() and header["code"] == results.code_version()
     assert results.load(other) is not None  # the neighbour is untouched
+
+
+WARM_LOAD_SCRIPT = """
+import json, sys
+from mnist_scratch import results
+from mnist_scratch.train import RunConfig
+print(json.dumps(results.load(RunConfig(**json.loads(sys.argv[1])))))
+"""
+
+
+def test_a_fresh_result_is_exactly_what_a_later_load_returns(cache):
+    """Cold and warm, the report sees the same numbers: same values, same types, same key order."""
+    cfg = dataclasses.replace(SMALL, hidden=(30,), max_train=300)
+    (cold,) = runner.run([cfg], jobs=1)
+    p = subprocess.run([sys.executable, "-c", WARM_LOAD_SCRIPT, json.dumps(cfg.as_dict())], capture_output=True,
+                       text=True, env=env_for(cache), timeout=300)
+    assert p.returncode == 0, p.stderr
+    warm = json.loads(p.stdout)
+    assert json.dumps(cold) == json.dumps(warm) and cold == warm
+    # and nothing was rounded on the way: these are the numbers training computed
+    assert without_seconds(cold) == without_seconds(train(cfg, data.load("subset")))
+
+
+def test_store_keeps_any_result_exactly_and_its_numbers_compactly(cache):
+    """The store knows no field names: number lists of any depth become raw arrays, the rest JSON."""
+    gen = torch.Generator().manual_seed(0)
+    result = {
+        "weights": [torch.rand(784, 30, generator=gen).tolist(), torch.rand(30, 10, generator=gen).tolist()],
+        "valid_probs": torch.rand(5000, 10, dtype=torch.float64, generator=gen).tolist(),
+        "valid_loss_per_image": [0.1 * i for i in range(5000)],  # not float32 numbers: kept as float64
+        "valid_pred": [i % 10 for i in range(5000)],
+        "offsets": list(range(-300, 300)),
+        "big": [2**40 + i for i in range(10)],
+        "huge": [2**70 + i for i in range(10)],  # beyond int64
+        "dead": [i % 3 == 0 for i in range(100)],
+        "mixed": [1, 2.5, "three", None, [4]] * 4,
+        "short": [1.5, 2.5],
+        "empty": [],
+        "empty_rows": [[], []],
+        "ragged": [[1.0] * 10, [2.0] * 9],
+        "as_tuple": tuple(range(20)),
+        "deep": {"a": {"b": [{"c": list(range(50))}, "x"]}},
+        "scalars": {"text": "ü", "none": None, "flag": True, "n": 3, "x": 0.1, "neg_zero": -0.0},
+    }
+    expected = json.loads(json.dumps(result))  # as JSON would give it back: the tuple as a list
+    stored = results.save(SMALL, result)
+    results.forget()
+    loaded = results.load(SMALL)
+    assert json.dumps(stored) == json.dumps(loaded) == json.dumps(expected)  # types and order too
+    assert loaded == expected
+
+    _, _, header, arrays = read_entry(results.entry_path(SMALL))
+    dtypes = {"/".join(map(str, path)): (dtype, shape) for path, dtype, shape in header["arrays"]}
+    assert dtypes == {
+        "weights/0": ("<f4", [784, 30]),
+        "weights/1": ("<f4", [30, 10]),
+        "valid_probs": ("<f8", [5000, 10]),
+        "valid_loss_per_image": ("<f8", [5000]),
+        "valid_pred": ("<i1", [5000]),
+        "offsets": ("<i2", [600]),
+        "big": ("<i8", [10]),
+        "dead": ("|b1", [100]),
+        "ragged/0": ("<f4", [10]),
+        "ragged/1": ("<f4", [9]),
+        "as_tuple": ("<i1", [20]),
+        "deep/a/b/0/c": ("<i1", [50]),
+    }
+    start, stop, _ = array_span(header, ["weights", 0])  # numpy reads an array straight from the bytes
+    assert np.frombuffer(arrays[start:stop], "<f4").reshape(784, 30).tolist() == expected["weights"][0]
+    assert results.entry_path(SMALL).stat().st_size < 0.4 * len(json.dumps(result))
+
+
+@pytest.mark.parametrize(
+    "result, error",
+    [
+        ({"history": [0.5] * 20 + [float("nan")]}, ValueError),
+        ({"history": [0.5] * 20 + [float("inf")]}, ValueError),
+        ({"final": {"loss": float("nan")}}, ValueError),
+        ({"per_class": {3: 0.5}}, TypeError),
+        ({"tensor": torch.zeros(3)}, TypeError),
+        ([1.0, 2.0], TypeError),
+    ],
+    ids=["nan-in-array", "inf-in-array", "nan-scalar", "int-key", "tensor", "not-a-dict"],
+)
+def test_store_refuses_what_it_could_not_give_back(cache, result, error):
+    with pytest.raises(error):
+        results.save(SMALL, result)
+    assert runs_dir_listing(cache) == []
+
+
+def test_unwritable_cache_is_an_oserror_from_save(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "file" / "cache"))
+    with pytest.raises(OSError):
+        results.save(SMALL, {"x": 1})
+
+
+def test_each_entry_is_read_once_and_every_load_is_a_fresh_copy(cache, monkeypatch):
+    (first,) = runner.run([SMALL], jobs=1)
+    results.forget()
+    decoded = []
+    real = results._decode
+    monkeypatch.setattr(results, "_decode", lambda data, cfg: decoded.append(cfg) or real(data, cfg))
+    a, b = results.load(SMALL), results.load(SMALL)
+    assert decoded == [SMALL]
+    assert a == b == first and a is not b
+    a["history"]["step_loss"].append(1.0)  # a caller changing its copy changes no one else's
+    a["final"]["valid"]["acc"] = 2.0
+    a["confusion"]["valid"][0][0] = -1
+    assert results.load(SMALL) == first and decoded == [SMALL]
+
+    path = results.entry_path(SMALL)  # another process replaces the entry: it is read again
+    data = path.read_bytes()
+    store.atomic_write(path, lambda f: f.write(data))
+    assert results.load(SMALL) == first and decoded == [SMALL, SMALL]
+    path.unlink()
+    assert results.load(SMALL) is None
+
+
+CONCURRENT_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from mnist_scratch import results
+from mnist_scratch.train import RunConfig
+role, me, sync = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+expected = {int(k): v for k, v in json.load(sys.stdin).items()}
+cfgs = {seed: RunConfig(hidden=(), epochs=1, max_train=200, seed=seed) for seed in expected}
+(sync / f"ready-{role}-{me}").touch()
+while len(list(sync.glob("ready-*"))) < int(sys.argv[4]):  # everyone imported: start together
+    time.sleep(0.01)
+if role == "writer":
+    for _ in range(10):
+        results.save(cfgs[me], expected[me])
+        results.save(cfgs[0], expected[0])  # every writer also rewrites the shared entry
+    sys.exit()
+reads = 0
+while not (sync / "stop").exists():
+    results.forget()
+    for seed, cfg in cfgs.items():
+        got = results.load(cfg)
+        if got is None and seed == 0:
+            sys.exit("the shared entry read as missing while it was being rewritten")
+        if got is not None and got != expected[seed]:
+            sys.exit(f"entry {seed} read back wrong")
+    reads += 1
+print(reads)
+"""
+
+
+def test_concurrent_writers_and_readers(cache, tmp_path):
+    """Two processes writing the same and different entries at once, a third reading all the while."""
+    gen = torch.Generator().manual_seed(0)
+    expected = {seed: {"seed": seed, "values": torch.rand(100_000, dtype=torch.float64, generator=gen).tolist()}
+                for seed in range(3)}
+    shared = RunConfig(hidden=(), epochs=1, max_train=200, seed=0)
+    results.save(shared, expected[0])
+    roles = [("reader", 0), ("writer", 1), ("writer", 2)]
+
+    def start(role, me):
+        p = subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, role, str(me), str(tmp_path), str(len(roles))],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env_for(cache))
+        p.stdin.write(json.dumps(expected))
+        p.stdin.close()
+        return p
+
+    procs = [start(role, me) for role, me in roles]
+    for p in procs[1:]:  # the writers
+        p.wait(timeout=300)
+    (tmp_path / "stop").touch()
+    for (role, _), p in zip(roles, procs):
+        p.wait(timeout=300)
+        assert p.returncode == 0, p.stderr.read()
+        if role == "reader":
+            assert int(p.stdout.read()) >= 1  # it read while they wrote
+    results.forget()
+    for seed, want in expected.items():
+        assert results.load(RunConfig(hidden=(), epochs=1, max_train=200, seed=seed)) == want
+    assert len(runs_dir_listing(cache)) == 3  # the three entries, no temporary file left
 
 
 def _failing_write(exc: BaseException):
@@ -565,6 +827,7 @@ def test_interrupted_overwrite_keeps_the_old_entry(cache, calls, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         runner.run([SMALL], jobs=1, force=True)
     assert results.entry_path(SMALL).read_bytes() == before
+    results.forget()
     assert results.load(SMALL) == first
     assert runs_dir_listing(cache) == [results.entry_path(SMALL).name]
 
@@ -895,3 +1158,38 @@ def test_cli_tiny_parallel_run_then_list(tmp_path, data_dir, subset_ready, monke
     assert set(forced) == set(entries)
     assert all(forced[k] != entries[k] for k in entries)  # every run recomputed and saved again
     assert all(results.load(cfg) is not None for cfg in sweep)
+
+
+# --------------------------------------------------------------------------------------------------
+# the warm path: cheap commands stay cheap
+
+CHEAP_SCRIPT = """
+import json, sys
+from mnist_scratch import cli, results
+reads = []
+real = results._decode
+results._decode = lambda data, cfg: reads.append(results.run_key(cfg)) or real(data, cfg)
+code = cli.main(sys.argv[1:])
+print(json.dumps({"code": code, "heavy": [m for m in ("fastai", "IPython") if m in sys.modules], "reads": reads}))
+"""
+CHEAP = {  # command: the experiments whose entries it reads (None: every cached one)
+    "list": None,
+    "figure loss-curves": {"lr-sweep", "baseline"},
+    "figure sample-digits": set(),
+}
+
+
+@pytest.mark.parametrize("command", CHEAP)
+def test_cheap_commands_import_no_fastai_and_read_only_what_they_show(command, tiny_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tiny_cache))
+    experiments.results("baseline", tiny=True, jobs=1)  # warm: what loss-curves shows, and lr-sweep
+    args = command.split() + (["--out", str(tmp_path)] if command.startswith("figure") else [])
+    p = subprocess.run([sys.executable, "-c", CHEAP_SCRIPT, "--tiny", *args], capture_output=True, text=True,
+                       env=env_for(tiny_cache), timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.splitlines()[-1])
+    assert out["code"] == 0
+    assert out["heavy"] == []  # no fastai (nothing decoded, nothing trained), no IPython
+    assert len(out["reads"]) == len(set(out["reads"]))  # every entry read at most once
+    if CHEAP[command] is not None:
+        assert set(out["reads"]) == {results.run_key(c) for name in CHEAP[command] for c in configs(name, tiny=True)}

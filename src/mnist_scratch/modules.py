@@ -75,11 +75,14 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    """`max(x, 0)`. Its slope is 1 where the output is positive and 0 elsewhere: `sign(output)`, which
+    as a float multiplies faster than the boolean mask `input > 0` (no dtype conversion)."""
+
     def forward(self, x):
         return x.clamp_min(0.0)
 
     def backward(self, grad):
-        return grad * (self.inp > 0)
+        return grad * self.out.sign()
 
 
 class Sequential(Module):
@@ -138,13 +141,18 @@ def log_softmax(x: Tensor) -> Tensor:
 class CrossEntropy(Loss):
     """Mean negative log-likelihood of integer class targets under softmax(outputs)."""
 
+    def __init__(self):
+        self.minus_one = torch.empty(0)  # the -1 subtracted at each row's target, kept between steps
+
     def forward(self, out, target):
         self.logp, self.index = log_softmax(out), target.unsqueeze(1)
         return -self.logp.gather(1, self.index).mean()
 
     def backward(self):
         grad = self.logp.exp()  # softmax, minus 1 at each row's target:
-        grad.scatter_add_(1, self.index, grad.new_full(self.index.shape, -1.0))
+        if self.minus_one.shape != self.index.shape or self.minus_one.dtype != grad.dtype:
+            self.minus_one = grad.new_full(self.index.shape, -1.0)
+        grad.scatter_add_(1, self.index, self.minus_one)
         return grad.div_(len(self.index))
 
 

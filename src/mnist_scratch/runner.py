@@ -56,6 +56,6 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
 
 
 def _finish(cfg: RunConfig, result: dict, bar) -> dict:
-    results.save(cfg, result)
+    result = results.save(cfg, result)  # as stored: a later load returns exactly this
     bar.update()
     return result
