@@ -5,7 +5,6 @@ Never downloads: tests use the real `mnist_png` folder through an explicit path,
 caches point `MNIST_SCRATCH_CACHE` at their own temporary folder.
 """
 
-import importlib.util
 import json
 import os
 import random
@@ -29,17 +28,6 @@ PYTHON = sys.executable
 SRC = Path(data.__file__).resolve().parents[1]
 
 
-def _mnist_root() -> Path | None:
-    for candidate in (os.environ.get(data.DATA_ENV), Path.home() / ".fastai" / "data" / "mnist_png"):
-        if candidate and (Path(candidate) / "training").is_dir():
-            return Path(candidate)
-    return None
-
-
-ROOT = _mnist_root()
-pytestmark = pytest.mark.skipif(ROOT is None, reason="mnist_png not unpacked in ~/.fastai/data")
-
-
 def _no_download(*args, **kwargs):
     raise AssertionError("a test tried to call fastai's untar_data (could download)")
 
@@ -53,8 +41,9 @@ def _never_download(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def root() -> Path:
-    return ROOT
+def root(mnist) -> Path:
+    """The real mnist_png folder, found as the library finds it (tests/conftest.py)."""
+    return mnist
 
 
 @pytest.fixture(scope="module")
@@ -412,7 +401,6 @@ def test_explicit_path_may_be_the_parent_folder_and_wins_over_the_env_var(root, 
     assert data.locate(str(root)) == root
 
 
-@pytest.mark.skipif(not importlib.util.find_spec("mnist_scratch.cli"), reason="no CLI yet (mnist_scratch.cli)")
 def test_cli_reports_missing_data_in_one_line(tmp_path):
     empty_cache = tmp_path / "cache"
     empty_cache.mkdir()

@@ -1,14 +1,27 @@
-"""The main job: every result, every figure, then `quarto render` (or a plain word on why not)."""
+"""The main job: every result, then the report in HTML and PDF from ONE execution of report.qmd.
 
+`quarto render` executes a document once per output format. Here Quarto executes report.qmd once,
+for the HTML, and keeps the executed notebook (`keep-ipynb`); the PDF is rendered from that
+notebook, which Quarto does not execute again (it never executes an .ipynb unless asked to), and
+figures/ is filled from the same notebook's images. Nothing is frozen or reused across runs: each
+`report` executes the document afresh against the result cache, so a change in src/ shows.
+"""
+
+import base64
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import yaml
 
 from .errors import UserError
 from .experiments import EXPERIMENTS, build
-from .figures import FIGURES, save
+from .figures import FIGURES, STYLE, save
 from .store import PROJECT_ROOT
 
 NO_INSTALL_ENV = "MNIST_SCRATCH_NO_QUARTO_INSTALL"  # set to skip the `pip install quarto-cli` attempt
@@ -17,6 +30,7 @@ INSTALL_HELP = (
     "download host), `conda install -c conda-forge quarto`, or the installer from "
     "https://quarto.org/docs/get-started/ ; then run `make` again (cached results make it quick)."
 )
+DRAW = re.compile(r"""\bdraw\(\s*["']([\w-]+)["']""")  # a report cell showing figure NAME
 
 
 def find_quarto() -> str | None:
@@ -45,17 +59,91 @@ def install_quarto() -> str | None:
     return find_quarto()
 
 
+def figure_formats() -> None:
+    """In the report's kernel: show every figure as SVG and PNG, each written as `figures.save` does.
+
+    HTML and PDF embed the SVG (Quarto prefers it); `report` copies both into figures/, so no
+    figure is drawn twice.
+    """
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("svg", "png", dpi=STYLE["savefig.dpi"])
+
+
+def notebook_figures(notebook: Path, out: Path) -> list[str]:
+    """Write the images of the executed notebook's `draw("NAME")` cells as out/NAME.svg and .png.
+
+    Returns the names written; a cell whose images do not match its draw calls one for one is left out.
+    """
+    written = []
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        names = DRAW.findall("".join(cell["source"]))
+        images = [o["data"] for o in cell.get("outputs", [])
+                  if {"image/svg+xml", "image/png"} <= o.get("data", {}).keys()]
+        if not names or len(names) != len(images):
+            continue
+        for name, image in zip(names, images):
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{name}.svg").write_text("".join(image["image/svg+xml"]))
+            (out / f"{name}.png").write_bytes(base64.b64decode("".join(image["image/png"])))
+            written.append(name)
+    return written
+
+
+def pdf_options(config: Path) -> dict:
+    """The project's _quarto.yml as document metadata for the PDF: everything but `project`, typst only."""
+    options = yaml.safe_load(config.read_text()) or {}
+    options.pop("project", None)
+    options["format"] = {"typst": (options.get("format") or {}).get("typst") or {}}
+    return options
+
+
+def _quarto(quarto: str, root: Path, *args: str) -> None:
+    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+    done = subprocess.run([quarto, "render", *args], cwd=root, env=env)
+    if done.returncode:
+        raise UserError(f"`quarto render {' '.join(args)}` failed (exit {done.returncode}); its output is above", 1)
+
+
+def render_once(quarto: str, figures_dir: Path, root: Path = PROJECT_ROOT) -> list[str]:
+    """report.qmd executed once: _site/report.html, _site/report.pdf and figures/; the figures written."""
+    kept, notebook, pdf = root / "report.quarto_ipynb", root / "report.ipynb", root / "report.pdf"
+    for stale in (kept, notebook, pdf):
+        stale.unlink(missing_ok=True)
+    try:
+        _quarto(quarto, root, "report.qmd", "--to", "html", "-M", "keep-ipynb:true")
+        if not kept.exists():
+            raise UserError(f"Quarto kept no executed notebook ({kept.name}); is it Quarto 1.5 or later?", 1)
+        kept.replace(notebook)  # an .ipynb, so Quarto renders it without executing it
+        written = notebook_figures(notebook, figures_dir)
+        # Outside the project's render list, report.ipynb renders as a lone file: it gets the
+        # project's options as metadata, and its PDF lands beside it.
+        with tempfile.TemporaryDirectory() as tmp:
+            options = Path(tmp) / "pdf-options.yml"
+            options.write_text(yaml.safe_dump(pdf_options(root / "_quarto.yml"), allow_unicode=True))
+            _quarto(quarto, root, "report.ipynb", "--to", "typst", "--metadata-file", str(options))
+        (root / "_site").mkdir(exist_ok=True)
+        pdf.replace(root / "_site" / "report.pdf")
+    finally:
+        for temporary in (kept, notebook, pdf):
+            temporary.unlink(missing_ok=True)
+    return written
+
+
 def report(*, jobs=None, data_path=None, figures_dir: Path = PROJECT_ROOT / "figures") -> Path:
-    """Build every experiment and figure, then render report.qmd to HTML and PDF."""
+    """Build every experiment, then render report.qmd once to HTML and PDF, and write figures/."""
     build(list(EXPERIMENTS), jobs=jobs, data_path=data_path)
-    for name in FIGURES:
-        save(name, figures_dir, jobs=jobs, data_path=data_path)
-    print(f"results cached; figures written to {figures_dir}", file=sys.stderr)
     quarto = find_quarto() or install_quarto()
     if quarto is None:
+        for name in FIGURES:
+            save(name, figures_dir, jobs=jobs, data_path=data_path)
+        print(f"results cached; figures written to {figures_dir}", file=sys.stderr)
         raise UserError(f"Quarto is not available, so the report was not rendered. {INSTALL_HELP}", exit_code=3)
-    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
-    done = subprocess.run([quarto, "render", "report.qmd"], cwd=PROJECT_ROOT, env=env)
-    if done.returncode:
-        raise UserError(f"`quarto render report.qmd` failed (exit {done.returncode}); its output is above", 1)
+    shown = render_once(quarto, figures_dir)
+    for name in FIGURES:
+        if name not in shown:  # a figure the report does not show (or not one for one)
+            save(name, figures_dir, jobs=jobs, data_path=data_path)
+    print(f"figures written to {figures_dir}", file=sys.stderr)
     return PROJECT_ROOT / "_site" / "report.html"

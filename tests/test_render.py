@@ -1,0 +1,330 @@
+"""The report rendered for real by Quarto, HTML and PDF, checked as a reader would find them.
+
+Two builds are checked the same way: `python -m mnist_scratch report` (what `make` runs: one
+execution for both formats) and a plain `quarto render` (the project's own command, which executes
+once per format). What to expect (figures, tables, sections, captions, headings, formulas) is read
+from report.qmd itself, so the checks follow the report as it grows.
+"""
+
+import base64
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mnist_scratch.store import PROJECT_ROOT
+
+from .conftest import need
+
+SOURCE = (PROJECT_ROOT / "report.qmd").read_text()
+PROSE = re.sub(r"^```.*?^```", "", SOURCE, flags=re.DOTALL | re.MULTILINE)  # without code blocks
+FIGURES = re.findall(r"^#\|\s*label:\s*(fig-[\w-]+)", SOURCE, re.MULTILINE)
+TABLES = re.findall(r"^#\|\s*label:\s*(tbl-[\w-]+)", SOURCE, re.MULTILINE)
+SECTIONS = re.findall(r"\{#(sec-[\w-]+)\}", PROSE)
+REFERENCES = sorted(set(re.findall(r"(?<![\w@])@((?:fig|tbl|sec)-[\w-]*\w)", PROSE)))
+CAPTIONS = [m.strip().strip("\"'") for m in re.findall(r"^#\|\s*(?:fig|tbl)-cap:\s*(.+)$", SOURCE, re.MULTILINE)]
+HEADINGS = [re.sub(r"\s*\{[^}]*\}\s*$", "", h) for h in re.findall(r"^# (.+)$", PROSE, re.MULTILINE)]
+FORMULAS = re.findall(r"(?<![\\$])\$[^$\n]+\$", re.sub(r"`[^`\n]*`", "", PROSE))
+NAN_INF = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
+WRITTEN_NAN_INF = len(NAN_INF.findall(PROSE + " ".join(CAPTIONS)))  # words the prose itself uses ("turns NaN")
+REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+
+
+def test_the_report_source_gives_the_checks_something_to_check():
+    assert FIGURES and TABLES and SECTIONS and REFERENCES and CAPTIONS and HEADINGS and FORMULAS
+    assert len(CAPTIONS) == len(FIGURES) + len(TABLES)
+
+
+@pytest.fixture(scope="module", params=["make", "quarto render"])
+def build(request, tmp_path_factory) -> dict:
+    """The outputs of `make`'s route (shared with the browser test) or of a plain `quarto render`."""
+    if request.param == "make":
+        return request.getfixturevalue("rendered")
+    quarto = request.getfixturevalue("quarto")
+    request.getfixturevalue("mnist")
+    out = tmp_path_factory.mktemp("quarto-render")
+    done = subprocess.run([quarto, "render", "--output-dir", str(out)], cwd=PROJECT_ROOT,
+                          env={**os.environ, "QUARTO_PYTHON": sys.executable},
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return {"html": out / "report.html", "pdf": out / "report.pdf", "log": done.stderr}
+
+
+class Page(HTMLParser):
+    """What the checks need from an HTML file: elements by id (with the tags inside them), every
+    src/href, style sheets and scripts, and the visible text outside code, math and scripts."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    HIDDEN = {"script", "style", "pre", "code", "math", "svg", "template"}
+
+    def __init__(self, path: Path):
+        super().__init__(convert_charrefs=True)
+        self.ids: dict[str, str] = {}
+        self.inside: dict[str, list[tuple[str, dict]]] = {}
+        self.links: list[tuple[str, str, str, dict]] = []  # (tag, attribute, value, attributes)
+        self.styles: list[str] = []
+        self.scripts: list[str] = []
+        self.math = 0
+        self.text: list[str] = []
+        self.table_text: list[str] = []
+        self._open: list[tuple[str, str | None]] = []
+        self._hidden = 0
+        self._raw: list[str] | None = None
+        self.feed(path.read_text())
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        for opened_tag, opened_id in self._open:
+            if opened_id:
+                self.inside[opened_id].append((tag, attrs))
+        for attr in ("src", "href", "srcset", "poster", "data"):
+            if attr in attrs:
+                self.links.append((tag, attr, attrs[attr], attrs))
+        self.math += tag == "math"
+        if tag in self.VOID:
+            return
+        if attrs.get("id"):
+            self.ids[attrs["id"]] = tag
+            self.inside[attrs["id"]] = []
+        self._open.append((tag, attrs.get("id")))
+        self._hidden += tag in self.HIDDEN
+        if tag in ("style", "script"):
+            self._raw = []
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if not any(t == tag for t, _ in self._open):
+            return
+        while self._open:
+            opened, _ = self._open.pop()
+            self._hidden -= opened in self.HIDDEN
+            if opened in ("style", "script") and self._raw is not None:
+                (self.styles if opened == "style" else self.scripts).append("".join(self._raw))
+                self._raw = None
+            if opened == tag:
+                break
+
+    def handle_data(self, text):
+        if self._raw is not None:
+            self._raw.append(text)
+        elif not self._hidden:
+            self.text.append(text)
+            if any(tag == "table" for tag, _ in self._open):
+                self.table_text.append(text)
+
+    def visible(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+@pytest.fixture(scope="module")
+def page(build) -> Page:
+    assert build["html"].stat().st_size > 100_000
+    return Page(build["html"])
+
+
+@pytest.fixture(scope="module")
+def pdf_text(build) -> list[str]:
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        need("pypdf", "pip install -e '.[test]' (make env)")
+
+    reader = PdfReader(build["pdf"])
+    return [p.extract_text() for p in reader.pages]
+
+
+def _css_of_data_url(url: str) -> str:
+    head, _, body = url.partition(",")
+    return base64.b64decode(body).decode(errors="replace") if head.endswith(";base64") else urllib.parse.unquote(body)
+
+
+# --- HTML --------------------------------------------------------------------------------------
+
+
+def test_html_loads_nothing_from_another_host_or_file(page, build):
+    """Every src, and every href but a hyperlink's, is embedded (data:) or within the page (#...)."""
+    assert page.links
+    for tag, attr, value, attrs in page.links:
+        if tag == "a" and attr == "href":
+            # a hyperlink may go to another site or to the PDF rendered beside the page; a lightbox
+            # trigger's href names no file that exists (Quarto's script shows the embedded <img>)
+            lightbox = "lightbox" in attrs.get("class", "").split()
+            beside = not REMOTE.match(value) and ":" not in value and (build["html"].parent / value).is_file()
+            assert lightbox or beside or value.startswith(("#", "http://", "https://", "mailto:", "javascript:void(0)")), value[:120]
+            continue
+        assert value.startswith(("data:", "#")), f"<{tag} {attr}={value[:120]!r}>"
+    sheets = page.styles + [_css_of_data_url(v) for t, a, v, _ in page.links if t == "link" and v.startswith("data:text/css")]
+    for css in sheets:
+        assert not re.search(r"@import\s+(url\()?\s*['\"]?\s*(https?:)?//", css), "a style sheet imports from the web"
+        assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", css), "a style sheet loads from the web"
+    for script in page.scripts:
+        assert not re.search(r"\.src\s*=\s*['\"](https?:)?//", script), "a script loads a script from the web"
+
+
+def test_every_figure_is_an_embedded_image(page):
+    for label in FIGURES:
+        assert label in page.ids, f"figure {label} is missing"
+        images = [a["src"] for tag, a in page.inside[label] if tag == "img"]
+        assert len(images) == 1, (label, len(images))
+        assert re.match(r"data:image/(svg\+xml|png);base64,", images[0]) and len(images[0]) > 5000, label
+
+
+def test_every_table_is_there_with_rows(page):
+    for label in TABLES:
+        assert label in page.ids, f"table {label} is missing"
+        tags = [tag for tag, _ in page.inside[label]]
+        assert tags.count("table") == 1 and tags.count("tr") >= 2, (label, tags.count("table"), tags.count("tr"))
+
+
+def test_every_section_anchor_and_cross_reference_resolves(page, build):
+    html = build["html"].read_text()
+    for section in SECTIONS:
+        assert page.ids.get(section) == "section", section
+    assert "?@" not in page.visible(), "an unresolved cross-reference (?@...)"
+    for ref in REFERENCES:
+        assert ref in page.ids, ref
+        link = re.search(rf'<a href="#{ref}" class="quarto-xref">([^<]+)</a>', html)
+        assert link, f"@{ref} is not a link to it"
+        assert re.fullmatch(r"(Figure|Table|Section)\s+\d+", link.group(1).strip()), link.group(1)
+
+
+def test_no_inline_code_nan_or_inf_is_left_in_the_text(page):
+    text = page.visible()
+    assert len(text) > 10_000
+    assert "{python}" not in text
+    tables = " ".join(page.table_text)
+    assert not NAN_INF.search(tables), NAN_INF.search(tables)
+    assert len(NAN_INF.findall(text)) <= WRITTEN_NAN_INF, [m.group() for m in NAN_INF.finditer(text)]
+
+
+def test_math_is_mathml_not_raw_tex(page):
+    assert page.math >= len(FORMULAS), (page.math, len(FORMULAS))
+    text = page.visible()
+    tex = re.search(r"\\[A-Za-z]+|\\[(\[]|\$\S[^$]*\$", text)
+    assert not tex, text[max(0, tex.start() - 80):tex.end() + 80]
+
+
+# --- PDF ---------------------------------------------------------------------------------------
+
+
+def _letters(text: str) -> str:
+    """Only letters and digits: robust to line breaks, hyphenation, quotes and symbols in a PDF."""
+    return re.sub(r"[^0-9A-Za-z]", "", text)
+
+
+def test_pdf_has_a_table_of_contents_with_every_section(pdf_text):
+    assert len(pdf_text) >= 3
+    front = "\n".join(pdf_text[:2])
+    assert "Table of contents" in front
+    toc = front[front.index("Table of contents"):]
+    for heading in HEADINGS:  # "3 Method . . . . 4": number (if numbered), title, dot leaders, page
+        assert re.search(rf"^(\d+\s+)?{re.escape(heading)}\s*[ .]*\d+\s*$", toc, re.MULTILINE), heading
+
+
+def test_pdf_has_every_figure_and_table_with_its_caption(pdf_text):
+    text = "\n".join(pdf_text)
+    numbers = {kind: sorted({int(n) for n in re.findall(rf"{kind}\s(\d+):", text)}) for kind in ("Figure", "Table")}
+    assert numbers["Figure"] == list(range(1, len(FIGURES) + 1)), numbers
+    assert numbers["Table"] == list(range(1, len(TABLES) + 1)), numbers
+    body = _letters(text)
+    for caption in CAPTIONS:
+        assert _letters(caption) in body, caption
+
+
+def test_pdf_resolves_every_reference(pdf_text):
+    text = "\n".join(pdf_text)
+    assert "?@" not in text
+    assert "{python}" not in text
+    assert len(NAN_INF.findall(text)) <= WRITTEN_NAN_INF, [m.group() for m in NAN_INF.finditer(text)]
+
+
+# --- the one-execution route, with a stand-in for Quarto -----------------------------------------
+
+FAKE_QUARTO = '''#!{python}
+"""Stands in for `quarto render`: logs its arguments, writes what Quarto would."""
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+with open("calls.log", "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[1] == "report.qmd":
+    if os.environ.get("FAKE_QUARTO_FAILS"):
+        sys.exit(2)
+    image = {{"image/svg+xml": ["<svg>", "loss</svg>"], "image/png": "UE5HIQ==", "text/plain": "fig"}}
+    cells = [
+        {{"cell_type": "markdown", "source": "draw('sample-digits') in prose"}},
+        {{"cell_type": "code", "source": ["#| label: fig-loss-curves\\n", "fig = draw('loss-curves')"],
+         "outputs": [{{"output_type": "display_data", "data": image}}]}},
+        {{"cell_type": "code", "source": "draw('lr-sweep'); draw('hidden-size')",
+         "outputs": [{{"output_type": "display_data", "data": image}}]}},  # two draws, one image
+    ]
+    Path("report.quarto_ipynb").write_text(json.dumps({{"cells": cells}}))
+    Path("_site").mkdir(exist_ok=True)
+    Path("_site/report.html").write_text("html")
+else:
+    assert Path("report.ipynb").exists()
+    Path("pdf-options.json").write_text(json.dumps(Path(args[args.index("--metadata-file") + 1]).read_text()))
+    Path("report.pdf").write_text("pdf")
+'''
+
+
+@pytest.fixture
+def fake_project(tmp_path):
+    """A project folder with a _quarto.yml, and a stand-in `quarto` that writes what Quarto would."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "_quarto.yml").write_text(
+        "project:\n  output-dir: _site\nbibliography: refs.bib\nformat:\n  html:\n    toc: true\n"
+        "  typst:\n    toc: true\n    papersize: a4\n")
+    quarto = tmp_path / "quarto"
+    quarto.write_text(FAKE_QUARTO.format(python=sys.executable))
+    quarto.chmod(0o755)
+    return root, str(quarto)
+
+
+def test_one_execution_makes_html_pdf_and_figures_and_leaves_nothing_behind(fake_project, tmp_path):
+    import json
+
+    import yaml
+
+    from mnist_scratch.render import render_once
+
+    root, quarto = fake_project
+    figures = tmp_path / "figures"
+    assert render_once(quarto, figures, root) == ["loss-curves"]
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    assert calls[0] == ["render", "report.qmd", "--to", "html", "-M", "keep-ipynb:true"]
+    assert calls[1][:4] == ["render", "report.ipynb", "--to", "typst"] and len(calls) == 2
+    assert (figures / "loss-curves.svg").read_text() == "<svg>loss</svg>"
+    assert (figures / "loss-curves.png").read_bytes() == b"PNG!"
+    assert sorted(p.name for p in figures.iterdir()) == ["loss-curves.png", "loss-curves.svg"]
+    assert (root / "_site" / "report.pdf").read_text() == "pdf"
+    options = yaml.safe_load(json.loads((root / "pdf-options.json").read_text()))
+    assert options == {"bibliography": "refs.bib", "format": {"typst": {"toc": True, "papersize": "a4"}}}
+    for left in ("report.ipynb", "report.quarto_ipynb", "report.pdf"):
+        assert not (root / left).exists(), left
+
+
+def test_a_failed_execution_renders_no_pdf_from_an_old_notebook(fake_project, tmp_path, monkeypatch):
+    from mnist_scratch.errors import UserError
+    from mnist_scratch.render import render_once
+
+    root, quarto = fake_project
+    for stale in ("report.ipynb", "report.quarto_ipynb", "report.pdf"):
+        (root / stale).write_text("from an earlier run")
+    monkeypatch.setenv("FAKE_QUARTO_FAILS", "1")
+    with pytest.raises(UserError, match="failed"):
+        render_once(quarto, tmp_path / "figures", root)
+    assert len((root / "calls.log").read_text().splitlines()) == 1  # the PDF step never ran
+    assert not (root / "_site" / "report.pdf").exists() and not (tmp_path / "figures").exists()
+    for stale in ("report.ipynb", "report.quarto_ipynb", "report.pdf"):
+        assert not (root / stale).exists(), stale
