@@ -101,6 +101,12 @@ def test_figure_cells_have_labels_and_captions(source):
             assert re.search(r"#\|\s*label:\s*tbl-", chunk) and "#| tbl-cap:" in chunk, chunk
 
 
+def test_captions_cross_reference_nothing(source):
+    """A caption is printed as written in the PDF's figure list checks; a @ref inside it would not be."""
+    for caption in re.findall(r"#\|\s*(?:fig|tbl)-cap:\s*(.*)", source):
+        assert "@" not in caption, caption
+
+
 def test_every_figure_has_alt_text(source):
     for chunk in re.findall(r"```\{python\}\n(.*?)```", source, re.DOTALL):
         if "draw(" in chunk:
