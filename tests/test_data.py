@@ -124,12 +124,13 @@ def test_cached_subset_is_the_selection(subset, root):
 
 def test_full_splits_hold_every_image(root, testing_files):
     full = data.load("full", data=root)  # ~10 s on a cold shared cache, milliseconds when warm
-    assert full.test is None
-    assert (len(full.train), len(full.valid)) == (60_000, 10_000)
-    assert set(full.valid.paths) == testing_files
+    assert (len(full.train), len(full.valid), len(full.test)) == (50_000, 10_000, 10_000)
+    assert set(full.test.paths) == testing_files
     training_files = {p.relative_to(root).as_posix() for p in (root / "training").glob("*/*.png")}
-    assert set(full.train.paths) == training_files and len(training_files) == 60_000
-    for split in (full.train, full.valid):
+    assert set(full.train.paths) | set(full.valid.paths) == training_files and len(training_files) == 60_000
+    # Nielsen's split: the last 10,000 training images (by MNIST index) validate
+    assert {int(Path(p).stem) for p in full.valid.paths} == set(range(50_000, 60_000))
+    for split in (full.train, full.valid, full.test):
         assert split.x.dtype == torch.float32 and split.x.shape == (len(split), 784)
         assert split.y.tolist() == [int(Path(p).parent.name) for p in split.paths]
         assert split.x.min() >= 0 and split.x.max() <= 1

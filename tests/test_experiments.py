@@ -333,8 +333,8 @@ def test_changing_one_sweep_learning_rate_changes_exactly_its_runs(monkeypatch, 
     gone = {key(c) for c in before} - {key(c) for c in after}
     assert changed == {key(c) for c in after if c.lr == new}  # the runs at the new rate, and no others
     assert gone == {key(c) for c in before if c.lr == old}
-    # one run per model and number of epochs
-    per_model = len({c.epochs for c in before})
+    # one run per model, number of epochs and seed
+    per_model = len({c.epochs for c in before}) * len({c.seed for c in before})
     assert len(changed) == len(gone) == len(CLASSIFIERS) * per_model
     assert {c.hidden for c in after if c.lr == new} == set(CLASSIFIERS.values())
 
@@ -387,7 +387,7 @@ def test_changing_one_mse_learning_rate_changes_exactly_its_runs(monkeypatch):
     after = experiments.mse_regression(ctx)
     changed = [c for c in after if results.run_key(c) not in before]
     assert len(after) == len(before)
-    assert len(changed) == 3  # its three seeds
+    assert len(changed) == len(experiments.SEEDS)  # its seeds
     assert {(c.objective, c.lr) for c in changed} == {("mse-digit", 0.005)}
 
 
@@ -957,7 +957,8 @@ def check_result(cfg: RunConfig, r: dict) -> None:
     """A result is complete and consistent with its config."""
     subset = cfg.dataset == "subset"
     n_valid = 5_000 if subset else 10_000
-    n_train = min(cfg.max_train or math.inf, 5_000 if subset else 60_000)
+    n_train = min(cfg.max_train or math.inf, 5_000 if subset else 50_000)
+    n_test = 5_000 if subset else 10_000
     assert r["config"] == cfg.as_dict()
     assert r["architecture"] == cfg.architecture
     h = r["history"]
@@ -980,19 +981,19 @@ def check_result(cfg: RunConfig, r: dict) -> None:
     assert len(h["step_loss"]) == cfg.epochs * math.ceil(n_train / cfg.batch_size)
 
     final = r["final"]
-    assert set(final) == ({"train", "valid", "test"} if subset else {"train", "valid"})
+    assert set(final) == {"train", "valid", "test"}
     for split in final.values():
         assert math.isfinite(split["loss"]) and 0 <= split["acc"] <= 1
     assert final["valid"]["loss"] == h["valid_loss"][-1]  # the same model, evaluated again
     assert final["valid"]["acc"] == h["valid_acc"][-1]
 
     conf = r["confusion"]
-    assert set(conf) == ({"valid", "test"} if subset else {"valid"})
+    assert set(conf) == {"valid", "test"}
     for name, matrix in conf.items():
         assert len(matrix) == 10 and all(len(row) == 10 for row in matrix)
         assert all(isinstance(c, int) and c >= 0 for row in matrix for c in row)
         total = sum(map(sum, matrix))
-        assert total == (n_valid if name == "valid" else 5_000)
+        assert total == (n_valid if name == "valid" else n_test)
         assert sum(matrix[d][d] for d in range(10)) / total == pytest.approx(final[name]["acc"], rel=1e-12)
     if subset:
         assert [sum(row) for row in conf["valid"]] == [500] * 10  # 500 of each digit
@@ -1001,11 +1002,20 @@ def check_result(cfg: RunConfig, r: dict) -> None:
     assert len(preds) == n_valid and set(preds) <= set(range(10))
     counts = Counter(preds)
     assert [counts[d] for d in range(10)] == [sum(row[d] for row in conf["valid"]) for d in range(10)]
+    counts = Counter(r["test_pred"])
+    assert len(r["test_pred"]) == n_test
+    assert [counts[d] for d in range(10)] == [sum(row[d] for row in conf["test"]) for d in range(10)]
+    if cfg.hidden:  # the dead-unit trace: step 0, powers of two, every epoch's end; the last is the final count
+        trace = r["dead_trace"]
+        assert trace["step"][0] == 0 and trace["step"][-1] == len(h["step_loss"])
+        assert trace["step"] == sorted(set(trace["step"]))
+        assert trace["share"][-1] == r["dead_units"]
 
-    if cfg.objective == "mse-digit":
+    if cfg.objective.startswith("mse-digit"):
         out = r["valid_output"]
         assert len(out) == n_valid and all(math.isfinite(x) for x in out)
-        assert [min(max(round(x), 0), 9) for x in out] == preds
+        if cfg.objective == "mse-digit":
+            assert [min(max(round(x), 0), 9) for x in out] == preds
     else:
         assert "valid_output" not in r
 
@@ -1022,7 +1032,7 @@ def test_tiny_experiment_runs_end_to_end(name, tiny_cache, monkeypatch):
         check_result(cfg, r)
         assert results.load(cfg) == r  # every result is cached
     if name == "mse-regression":
-        assert {c.objective for c in cfgs} == {"cross-entropy", "mse-digit", "mse-onehot"}
+        assert {c.objective for c in cfgs} == {"cross-entropy", "mse-digit", "mse-digit-std", "mse-onehot"}
     if name == "full-mnist":
         assert {c.dataset for c in cfgs} == {"full"}
 
@@ -1050,7 +1060,7 @@ def test_cli_tiny_parallel_run_then_list(tmp_path, data_dir, subset_ready, monke
     assert states["lr-sweep"].startswith(f"0/{len(sweep)} runs cached")
     for name, exp in EXPERIMENTS.items():
         if exp.needs:
-            assert states[name].startswith("waiting for lr-sweep")
+            assert states[name].startswith(f"waiting for {', '.join(exp.needs)}")
 
     p = cli("--tiny", "--jobs", "2", "run", "lr-sweep", cache=root)
     assert p.returncode == 0, p.stderr
@@ -1061,10 +1071,12 @@ def test_cli_tiny_parallel_run_then_list(tmp_path, data_dir, subset_ready, monke
     states = _list_states(cli("--tiny", "list", cache=root))
     assert states["lr-sweep"].startswith(f"{len(sweep)}/{len(sweep)} runs cached")
     for name, exp in EXPERIMENTS.items():
-        if exp.needs:  # now listed with counts (tiny runs may coincide with sweep runs, so some are cached)
+        if exp.needs == ("lr-sweep",):  # now listed with counts (tiny runs may coincide with sweep runs)
             cfgs = configs(name, tiny=True, cached_only=True)
             done = sum(results.load(c) is not None for c in cfgs)
             assert states[name].startswith(f"{done}/{len(cfgs)} runs cached"), states[name]
+        elif exp.needs:  # a prerequisite of its own is not run yet
+            assert states[name].startswith(f"waiting for {', '.join(exp.needs)}"), states[name]
 
     # the workers' results are the numbers this process computes
     splits = {"subset": data.load("subset")}

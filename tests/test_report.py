@@ -71,11 +71,12 @@ def test_every_cell_runs_and_draws(executed):
 def test_tables_and_inline_numbers_have_no_nan(executed):
     nb, values = executed
     tables = [t for t in _outputs(nb) if t.lstrip().startswith("|")]
-    assert len(tables) >= 7
+    labelled = [c for c in nb.cells if c.cell_type == "code" and re.search(r"#\|\s*label:\s*tbl-", c.source)]
+    assert len(tables) == len(labelled) >= 10  # every table cell printed its table
     for text in tables + list(values.values()):
         assert not re.search(r"\bnan\b|\binf\b", text, re.IGNORECASE), text
     assert all(v.strip() for v in values.values())
-    assert len(values) > 60
+    assert len(values) > 150
 
 
 def test_every_cross_reference_has_a_label(source):
@@ -100,11 +101,58 @@ def test_figure_cells_have_labels_and_captions(source):
             assert re.search(r"#\|\s*label:\s*tbl-", chunk) and "#| tbl-cap:" in chunk, chunk
 
 
+def test_captions_cross_reference_nothing(source):
+    """A caption is printed as written in the PDF's figure list checks; a @ref inside it would not be."""
+    for caption in re.findall(r"#\|\s*(?:fig|tbl)-cap:\s*(.*)", source):
+        assert "@" not in caption, caption
+
+
+def test_every_figure_has_alt_text(source):
+    for chunk in re.findall(r"```\{python\}\n(.*?)```", source, re.DOTALL):
+        if "draw(" in chunk:
+            alt = re.search(r"#\|\s*fig-alt:\s*\"(.+)\"", chunk)
+            assert alt and len(alt.group(1).split()) >= 8, chunk
+
+
+def _prose(source: str) -> str:
+    """The report's text without front matter, code, inline expressions, math, citations or labels."""
+    text = source.split("---", 2)[2]
+    text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+    text = re.sub(r"`[^`]*`", " ", text)
+    text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", " ", text, flags=re.DOTALL)
+    text = re.sub(r"\[?@[\w-]+(;\s*@[\w-]+)*\]?|\{#[\w-]+\}", " ", text)
+    return text
+
+
+def test_prose_types_no_measured_number(source):
+    """Decimals and percentages in the text come from inline code, never typed by hand."""
+    prose = _prose(source)
+    typed = re.findall(r"(?<![\w.-])\d+\.\d+(?![\w-])|\d+(?:\.\d+)?\s?%", prose)
+    assert not typed, typed
+
+
+def test_every_citation_is_in_the_bibliography(source):
+    bib = (ROOT / "references.bib").read_text()
+    keys = set(re.findall(r"^@\w+\{([\w-]+),", bib, re.MULTILINE))
+    cited = set(re.findall(r"@([a-z][\w-]*\d{4}[\w]*|assignment|pytorchlinear|cs231n)\b", _cited_text(source)))
+    assert {"lecun1998", "nielsen2015", "he2015", "fastai2022course", "assignment"} <= cited
+    assert cited <= keys, cited - keys
+    front = yaml.safe_load(source.split("---")[1])
+    assert front["bibliography"] == "references.bib"
+    assert "#refs" in source  # the reference list is placed, in both formats
+
+
+def _cited_text(source: str) -> str:
+    text = source.split("---", 2)[2]
+    return re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+
+
 def test_quarto_config_renders_html_and_typst_pdf():
     config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
     html, typst = config["format"]["html"], config["format"]["typst"]
     assert html["embed-resources"] is True and html["toc"] and html["code-fold"] and html["lightbox"]
     assert typst["toc"]
+    assert typst["citeproc"] is True  # the same reference list and citation style as the HTML
     assert config["execute"]["freeze"] is False
     front = yaml.safe_load(REPORT.read_text().split("---")[1])
     assert front["jupyter"] == "python3"

@@ -4,7 +4,9 @@ Splits (names used everywhere else):
 - `train`: 500 random training images of each digit (5,000), as in the assignment;
 - `valid`: 500 random testing images of each digit (5,000): the assignment's validation set;
 - `test`: the other 5,000 testing images, held out: evaluated, never used to choose anything;
-- `full-train` / `full-test`: all 60,000 training and 10,000 testing images.
+- `full-train` / `full-valid` / `full-test`: the first 50,000 training images (by MNIST index), the
+  last 10,000, and all 10,000 testing images: Nielsen's split, so that full MNIST is tuned on
+  `full-valid` and `full-test` is held out.
 
 Decoding 10,000 PNGs takes seconds; the decoded images are cached as `.npz` (uint8 pixels, labels,
 file names, the split's name, the fingerprint of the folder they came from and a checksum; no
@@ -30,8 +32,9 @@ from .store import CACHE_ENV, atomic_write, cache_root, sha256
 
 SEED = 0
 PER_DIGIT = 500
-SPLITS = ("train", "valid", "test", "full-train", "full-test")
-FORMAT = 2  # bump when the cached layout changes: old files then no longer match
+SPLITS = ("train", "valid", "test", "full-train", "full-valid", "full-test")
+FULL_VALID_FROM = 50_000  # training images from this MNIST index on are full MNIST's validation split
+FORMAT = 3  # bump when the cached layout or a split changes: old files then no longer match
 # Images per digit folder in MNIST (LeCun et al.): a folder holding fewer is an incomplete copy.
 MNIST_COUNTS = {
     "training": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
@@ -273,12 +276,14 @@ def select(root: Path, seed: int = SEED, per_digit: int = PER_DIGIT) -> dict[str
 
 
 def groups(root: Path, seed: int, per_digit: int, group: str) -> dict[str, list[Path]]:
-    """The splits decoded together: `subset` (train, valid, test) or `full` (full-train, full-test)."""
+    """The splits decoded together: `subset` (train, valid, test) or `full` (full-train, full-valid, full-test)."""
     if group == "subset":
         return select(root, seed, per_digit)
+    training = [p for digit in range(10) for p in _listing(root / "training" / str(digit))]
     return {
-        f"full-{name}": [p for digit in range(10) for p in _listing(root / split_dir / str(digit))]
-        for split_dir, name in (("training", "train"), ("testing", "test"))
+        "full-train": [p for p in training if int(p.stem) < FULL_VALID_FROM],
+        "full-valid": [p for p in training if int(p.stem) >= FULL_VALID_FROM],
+        "full-test": [p for digit in range(10) for p in _listing(root / "testing" / str(digit))],
     }
 
 
@@ -423,9 +428,9 @@ class Splits:
 
 
 def load(dataset: str = "subset", data=None) -> Splits:
-    """`subset`: the assignment's 5,000/5,000 with the 5,000 held out; `full`: 60,000/10,000."""
+    """`subset`: the assignment's 5,000/5,000 with 5,000 held out; `full`: 50,000/10,000 with 10,000 held out."""
     if dataset == "subset":
         return Splits(*(load_split(s, data=data) for s in ("train", "valid", "test")))
     if dataset == "full":
-        return Splits(load_split("full-train", data=data), load_split("full-test", data=data), None)
+        return Splits(*(load_split(s, data=data) for s in ("full-train", "full-valid", "full-test")))
     raise UserError(f"unknown dataset {dataset!r}; choose subset or full")

@@ -9,7 +9,6 @@ from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import MaxNLocator
 
@@ -49,98 +48,230 @@ def sample_digits(get: Getter):
 
 
 def loss_curves(get: Getter):
-    """Training and validation loss per epoch of both baseline classifiers: mean over seeds, ±1 std band."""
+    """Per epoch, both baseline classifiers: training and validation loss (top) and validation
+    accuracy (bottom), mean over seeds with a ±1 std band."""
     groups = A.by(get("baseline"), "hidden")
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-    for ax, (name, hidden) in zip(axes, CLASSIFIERS.items()):
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex="col", sharey="row", height_ratios=(3, 2))
+    for col, (name, hidden) in enumerate(CLASSIFIERS.items()):
         runs = groups[(hidden,)]
+        ax, ax_acc = axes[0][col], axes[1][col]
         for key, style, label in (("train_loss", "--", "training"), ("valid_loss", "-", "validation")):
             m, s = map(np.array, A.mean_curves(runs, key))
             epochs = np.arange(len(m))
             ax.plot(epochs, m, style, color=MODEL_COLOURS[name], label=f"{label} loss")
             ax.fill_between(epochs, m - s, m + s, color=MODEL_COLOURS[name], alpha=0.2, linewidth=0)
+        m, s = (100 * np.array(v) for v in A.mean_curves(runs, "valid_acc"))
+        epochs = np.arange(1, len(m))
+        ax_acc.plot(epochs, m[1:], "-o", color=MODEL_COLOURS[name], markersize=3, label="validation accuracy")
+        ax_acc.fill_between(epochs, m[1:] - s[1:], m[1:] + s[1:], color=MODEL_COLOURS[name], alpha=0.2, linewidth=0)
         ax.set_yscale("log")
         ax.set_title(f"{name} ({len(runs)} seeds)")
-        ax.set_xlabel("epoch (0 = before training)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
-    axes[0].set_ylabel("cross-entropy loss (log scale)")
+        ax_acc.set_xlabel("epoch (0 = before training)")
+        ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].set_ylabel("cross-entropy loss (log scale)")
+    axes[1][0].set_ylabel("validation accuracy (%)")
     return fig
 
 
 def lr_sweep(get: Getter):
-    """Final validation loss and accuracy against the learning rate, a line per epoch budget; ★ = chosen."""
+    """Per classifier: final validation loss against the peak learning rate (a line per epoch budget),
+    and the mean validation accuracy of every setting; outlined: the plateau, black: the choice."""
     sweep = get("lr-sweep")
     chosen = A.chosen(sweep)
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True)
-    for (ax_loss, ax_acc), (name, budgets) in zip(axes, A.sweep_points(sweep).items()):
-        for colour, (epochs, pts) in zip(OKABE_ITO[1:], sorted(budgets.items())):
-            ok = [(lr, loss, acc) for lr, loss, acc in pts if loss is not None]
-            lrs, losses, accs = zip(*ok)
-            ax_loss.plot(lrs, losses, "o-", color=colour, markersize=4, label=f"{epochs} epochs")
-            ax_acc.plot(lrs, [100 * a for a in accs], "o-", color=colour, markersize=4)
-            for lr in (lr for lr, loss, _ in pts if loss is None):
-                ax_loss.axvline(lr, color=colour, linestyle=":")
-        lr, epochs = chosen[name]
-        pick = next(p for p in budgets[epochs] if p[0] == lr)
-        ax_loss.plot(lr, pick[1], "*", color="black", markersize=13)
-        ax_acc.plot(lr, 100 * pick[2], "*", color="black", markersize=13, label=f"chosen: lr {lr:g}, {epochs} epochs")
-        ax_loss.set(xscale="log", yscale="log", ylabel="validation loss", title=name)
-        ax_acc.set(xscale="log", ylabel="validation accuracy (%)", title=name)
-        ax_acc.set_ylim(max(0, min(ax_acc.get_ylim()[0], 100 * pick[2] - 8)), 100)
-        ax_acc.legend(loc="lower left")
-    axes[0][0].legend(loc="upper left", fontsize=8)
-    for ax in axes[1]:
-        ax.set_xlabel("peak learning rate (decays linearly to 0)")
+    n_valid = len(load_split("valid").y)
+    fig, axes = plt.subplots(2, 2, figsize=(8.5, 6.8), width_ratios=(1, 1.3))
+    for (ax_loss, ax_acc), name in zip(axes, CLASSIFIERS):
+        table = A.settings(sweep, name)
+        lrs = sorted({lr for lr, _ in table})
+        budgets = sorted({e for _, e in table})
+        for colour, epochs in zip(OKABE_ITO[1:], budgets):
+            pts = [(lr, table[(lr, epochs)]["loss"]) for lr in lrs if table[(lr, epochs)]["loss"] is not None]
+            ax_loss.plot(*zip(*pts), "o-", color=colour, markersize=4, label=f"{epochs} epochs")
+        ax_loss.set(xscale="log", yscale="log", ylabel="validation loss (mean over seeds)", title=name)
+        grid = np.array([[np.nan if table[(lr, e)]["acc"] is None else 100 * table[(lr, e)]["acc"] for lr in lrs]
+                         for e in budgets])
+        im = ax_acc.imshow(grid, cmap="viridis", vmin=max(np.nanmax(grid) - 12, np.nanmin(grid)), vmax=np.nanmax(grid),
+                           aspect="auto")
+        top = A.plateau(sweep, name, n_valid)
+        for i, e in enumerate(budgets):
+            for j, lr in enumerate(lrs):
+                v = grid[i, j]
+                text = "div." if np.isnan(v) else f"{v:.1f}"
+                light = not np.isnan(v) and v < np.nanmax(grid) - 6
+                ax_acc.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if light else "black")
+                if (lr, e) in top["settings"]:
+                    ax_acc.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=1.5))
+                if (lr, e) == chosen[name]:
+                    ax_acc.add_patch(plt.Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=2.5))
+        ax_acc.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+        ax_acc.set_yticks(range(len(budgets)), budgets)
+        ax_acc.set(ylabel="epochs", title="mean validation accuracy (%)")
+        ax_acc.grid(False)
+        fig.colorbar(im, ax=ax_acc, shrink=0.9)
+    axes[0][0].legend(loc="upper right", fontsize=8, ncol=2)
+    axes[1][0].set_xlabel("peak learning rate (decays linearly to 0)")
+    axes[1][1].set_xlabel("peak learning rate")
+    return fig
+
+
+def dead_units(get: Getter):
+    """Share of the 784-30-10 network's hidden units that are dead, against the training step, per
+    peak learning rate (the sweep's 20-epoch runs, mean over seeds)."""
+    sweep = [r for r in get("lr-sweep") if tuple(r["config"]["hidden"]) and r["config"]["epochs"] == 20]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    groups = A.by(sweep, "lr")
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(groups)))
+    for colour, ((lr,), runs) in zip(colours, sorted(groups.items())):
+        steps, shares = A.dead_trace(runs)
+        ax.plot(steps[1:], [100 * v for v in shares[1:]], "-", color=colour, marker=".", markersize=3, label=f"lr {lr:g}")
+    ax.set(xscale="log", xlabel="training step (log scale)", ylabel="dead hidden units (%)", ylim=(-3, 103))
+    ax.legend(fontsize=8, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
 def weight_decay(get: Getter):
-    """Training and validation accuracy against weight decay (mean ± std over seeds)."""
-    return _accuracy_against(get("weight-decay"), "weight_decay", "weight decay (L2 coefficient)", symlog=True)
-
-
-def hidden_size(get: Getter):
-    """Training and validation accuracy of 784-h-10 against h (mean ± std over seeds)."""
-    return _accuracy_against(get("hidden-size"), "hidden", "hidden units h", log=True)
-
-
-def _accuracy_against(runs: list[dict], key: str, xlabel: str, log=False, symlog=False):
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for name, model_runs in A.families(runs, key).items():
-        groups = A.by(model_runs, key)
-        xs = [k[0][0] if key == "hidden" else k[0] for k in groups]
-        for split, style in (("train", "--"), ("valid", "-")):
-            stats = [A.spread(A.final(g, split, "acc")) for g in groups.values()]
-            m, s = (100 * np.array(v) for v in zip(*stats))
-            colour = MODEL_COLOURS.get(name, OKABE_ITO[2])
-            ax.errorbar(xs, m, yerr=s, fmt="o" + style, color=colour, capsize=3,
-                        label=f"{name}, {'training' if split == 'train' else 'validation'}")
-            if split == "valid":  # every seed, so a bimodal spread shows as what it is
-                for x, g in zip(xs, groups.values()):
-                    accs = A.final(g, "valid", "acc")
-                    ax.plot([x] * len(accs), [100 * a for a in accs], ".", color=colour, alpha=0.4)
-    if log:
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(xs, [str(x) for x in xs])
-    if symlog:
-        ax.set_xscale("symlog", linthresh=1e-4)
-    ax.set(xlabel=xlabel, ylabel="accuracy (%)")
+    """Training (dashed) and validation (solid) accuracy against weight decay (mean ± std over seeds);
+    the horizontal lines are the same models without decay."""
+    runs = get("weight-decay")
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, model_runs in A.by_model(runs).items():
+        groups = A.by(model_runs, "weight_decay")
+        colour = MODEL_COLOURS[name]
+        for split, style, word in (("train", "--", "training"), ("valid", "-", "validation")):
+            base = 100 * np.array(A.spread(A.final(groups[(0.0,)], split, "acc")))
+            ax.axhline(base[0], color=colour, linestyle=style, linewidth=0.8, alpha=0.6)
+            xs = [k[0] for k in groups if k[0] > 0]
+            stats = np.array([A.spread(A.final(groups[(x,)], split, "acc")) for x in xs]) * 100
+            ax.errorbar(xs, stats[:, 0], yerr=stats[:, 1], fmt="o" + style, color=colour, capsize=3, markersize=4,
+                        label=f"{name}, {word}")
+    ax.set(xscale="log", xlabel="weight decay (L2 coefficient; horizontal lines: no decay)", ylabel="accuracy (%)")
     ax.legend(fontsize=8)
     return fig
 
 
+def hidden_size(get: Getter):
+    """784-h-10 against h at the 2-layer model's chosen setting: every seed's validation accuracy
+    (dots), the mean over seeds (line); right, the same zoomed in, with held-out test accuracy."""
+    runs = A.at_chosen_rate(get("hidden-size"))
+    groups = A.by(runs, "hidden")
+    xs = [k[0][0] for k in groups]
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for axis in (ax, zoom):
+        for split, style, colour, word in (("train", "--", OKABE_ITO[1], "training"), ("valid", "-", OKABE_ITO[2], "validation"),
+                                           ("test", ":", OKABE_ITO[0], "held-out test")):
+            if axis is ax and split == "test":
+                continue
+            means = [100 * np.mean(A.final(g, split, "acc")) for g in groups.values()]
+            axis.plot(xs, means, "o" + style, color=colour, markersize=4, label=f"{word} (mean)")
+        for x, g in zip(xs, groups.values()):
+            accs = [100 * a for a in A.final(g, "valid", "acc")]
+            axis.plot([x] * len(accs), accs, ".", color=OKABE_ITO[2], alpha=0.5)
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(xs, [str(x) for x in xs])
+        axis.set(xlabel="hidden units h")
+    ax.set(ylabel="accuracy (%)", title="all widths (dots: seeds)")
+    low = min(100 * np.mean(A.final(g, "valid", "acc")) for k, g in groups.items() if k[0][0] >= 16)
+    zoom.set(ylim=(np.floor(low) - 1, 100.5), title=f"zoom: {np.floor(low) - 1:g}-100%")
+    zoom.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def templates(get: Getter):
+    """Logistic regression's ten weight templates (seed 0): red rewards ink, blue punishes it."""
+    run = A.by(get("baseline"), "hidden", "seed")[((), 0)][0]
+    (w, _), = A.layers(run)
+    limit = w.abs().max().item()
+    fig, axes = plt.subplots(2, 5, figsize=(8, 3.8))
+    for k, ax in enumerate(axes.flat):
+        im = ax.imshow(w[k].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(str(k), fontsize=11)
+        ax.set_axis_off()
+    fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
+    return fig
+
+
+def hidden_units(get: Getter):
+    """The 784-30-10 network's 30 hidden units' input weights (seed 0), each on its own symmetric
+    scale (red positive, blue negative), titled with the unit's computed kind."""
+    run = A.by(get("baseline"), "hidden", "seed")[((30,), 0)][0]
+    train = load_split("train")
+    (w, _), *_ = A.layers(run)
+    kinds = A.unit_kinds(run, train.x)
+    fig, axes = plt.subplots(5, 6, figsize=(8, 7.2))
+    for j, ax in enumerate(axes.flat):
+        limit = w[j].abs().max().item()
+        ax.imshow(w[j].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(f"{j}: {kinds[j]}", fontsize=9, color="black" if kinds[j] != "dead" else OKABE_ITO[3])
+        ax.set_axis_off()
+    return fig
+
+
+def top_losses(get: Getter):
+    """The 16 validation images the 784-30-10 network (seed 0) gets most confidently wrong."""
+    run = A.by(get("baseline"), "hidden", "seed")[((30,), 0)][0]
+    valid = load_split("valid")
+    worst = A.top_losses(run, valid, 16)
+    fig, axes = plt.subplots(2, 8, figsize=(8, 2.9))
+    for ax, t in zip(axes.flat, worst):
+        ax.imshow(valid.x[t["index"]].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"{t['true']} → {t['pred']}\n{t['prob']:.3f}", fontsize=11)
+        ax.set_axis_off()
+    return fig
+
+
+def test_confusion(get: Getter):
+    """Errors of both classifiers on the held-out test split: confusion counts off the diagonal, mean over seeds."""
+    groups = A.by(get("baseline"), "hidden")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    mats = {name: A.mean_confusion(groups[(h,)], "test").numpy() for name, h in CLASSIFIERS.items()}
+    top = max(m[~np.eye(10, dtype=bool)].max() for m in mats.values())
+    for ax, (name, conf) in zip(axes, mats.items()):
+        off = np.where(np.eye(10, dtype=bool), np.nan, conf)
+        im = ax.imshow(off, cmap="Oranges", vmin=0, vmax=top)
+        for (i, j), v in np.ndenumerate(conf):
+            if i != j and v >= 0.5:
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8, color="white" if v > top / 2 else "black")
+        ax.set(title=f"{name} ({len(groups[(CLASSIFIERS[name],)])} seeds)", xlabel="predicted digit", ylabel="true digit",
+               xticks=range(10), yticks=range(10))
+        ax.grid(False)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="wrong predictions (mean over seeds)")
+    return fig
+
+
+def paired(get: Getter):
+    """Paired differences over seeds with 95% t-intervals, on the validation and held-out test splits."""
+    comparisons = A.comparisons(get("baseline"), get("weight-decay"), get("bias"))
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(comparisons) + 1))
+    for i, c in enumerate(comparisons):
+        for dy, split, colour, marker in ((-0.12, "valid", OKABE_ITO[0], "o"), (0.12, "test", OKABE_ITO[1], "s")):
+            d = c[split]
+            ax.errorbar(100 * d["mean"], i + dy, xerr=[[100 * (d["mean"] - d["lo"])], [100 * (d["hi"] - d["mean"])]],
+                        fmt=marker, color=colour, capsize=3, markersize=5,
+                        label={"valid": "validation", "test": "held-out test"}[split] if i == 0 else None)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(comparisons)), [c["label"] for c in comparisons])
+    ax.invert_yaxis()
+    ax.set(xlabel="difference in accuracy (percentage points), mean and 95% interval over seeds")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
 def mse_predictions(get: Getter):
-    """The single-number model's raw outputs for each true digit (validation set)."""
+    """The single-number model's raw outputs for each true digit (validation set, seed 0)."""
     run = A.best_mse_runs(get("mse-regression"))["mse-digit"][0]
-    outputs = A.regression_outputs(run, load_split("valid").y)
+    labels = load_split("valid").y
+    outputs = A.regression_outputs(run, labels)
     fig, ax = plt.subplots(figsize=(8, 4))
-    parts = ax.violinplot(list(outputs.values()), positions=list(outputs), widths=0.85, showmedians=True,
+    parts = ax.violinplot(list(outputs.values()), positions=list(outputs), widths=0.85, showmeans=True,
                           showextrema=False)
     for body in parts["bodies"]:
         body.set_facecolor(OKABE_ITO[0])
         body.set_alpha(0.5)
+    parts["cmeans"].set_color("black")
+    a, b = A.fitted_line(run, labels)
     ax.plot([-0.5, 9.5], [-0.5, 9.5], ":", color="black", label="perfect prediction")
+    ax.plot([-0.5, 9.5], [a - 0.5 * b, a + 9.5 * b], "--", color=OKABE_ITO[3], label=f"least-squares line (slope {b:.2f})")
     for edge in np.arange(0.5, 9, 1):
         ax.axhline(edge, color="grey", linewidth=0.5, alpha=0.5)
     ax.set(xlabel="true digit", ylabel="predicted value (before rounding)", xticks=range(10))
@@ -165,24 +296,31 @@ def mse_confusion(get: Getter):
 
 
 def mse_examples(get: Getter):
-    """Validation digits from confusable pairs that the MSE model predicts half-way between."""
-    run = A.best_mse_runs(get("mse-regression"))["mse-digit"][0]
+    """The validation images the cross-entropy classifier is most torn on between the true digit and
+    one other, with both probabilities, and where the single-number regression puts them (seed 0)."""
+    best = A.best_mse_runs(get("mse-regression"))
+    reg, ce = best["mse-digit"][0], best["cross-entropy"][0]
     valid = load_split("valid")
-    found = [f for pair in ((4, 9), (3, 8), (1, 7)) for f in A.in_between(run, valid.y, (pair,))[:3]]
-    fig, axes = plt.subplots(1, max(len(found), 1), figsize=(1.3 * max(len(found), 1), 1.9), squeeze=False)
-    for ax, f in zip(axes[0], found):
+    shown = A.ambiguous(reg, ce, valid, 12)
+    fig, axes = plt.subplots(2, 6, figsize=(8.5, 3.9))
+    for ax, f in zip(axes.flat, shown):
         ax.imshow(valid.x[f["index"]].reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"true {f['true']}\npredicted {f['output']:.2f}", fontsize=8)
-        ax.set_axis_off()
-    for ax in axes[0][len(found):]:
+        ax.set_title(f"{f['true']} ({f['true_prob']:.0%}) or {f['runner']} ({f['prob']:.0%})\nregression: {f['output']:.1f}",
+                     fontsize=9)
         ax.set_axis_off()
     return fig
 
 
 FIGURES = {
     "sample-digits": sample_digits,
-    "loss-curves": loss_curves,
     "lr-sweep": lr_sweep,
+    "dead-units": dead_units,
+    "loss-curves": loss_curves,
+    "templates": templates,
+    "hidden-units": hidden_units,
+    "top-losses": top_losses,
+    "test-confusion": test_confusion,
+    "paired": paired,
     "weight-decay": weight_decay,
     "hidden-size": hidden_size,
     "mse-predictions": mse_predictions,

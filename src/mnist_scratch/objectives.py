@@ -22,6 +22,14 @@ def _argmax(out: Tensor) -> Tensor:
     return out.argmax(dim=1)
 
 
+def _nearest_digit(out: Tensor) -> Tensor:
+    return out.squeeze(1).round().clamp(0, 9).long()
+
+
+# The digits 0-9 standardised: mean 4.5 and standard deviation sqrt(8.25) over ten equally common digits.
+DIGIT_MEAN, DIGIT_STD = 4.5, 8.25**0.5
+
+
 OBJECTIVES = {
     # the classifier: ten scores, softmax, cross-entropy
     "cross-entropy": Objective(10, CrossEntropy, lambda y, dtype: y, _argmax),
@@ -30,7 +38,14 @@ OBJECTIVES = {
         1,
         MSE,
         lambda y, dtype: y.to(dtype).unsqueeze(1),
-        lambda out: out.squeeze(1).round().clamp(0, 9).long(),
+        _nearest_digit,
+    ),
+    # the same with standardised targets (y - 4.5) / 2.87: a robustness check of the regression
+    "mse-digit-std": Objective(
+        1,
+        MSE,
+        lambda y, dtype: ((y.to(dtype) - DIGIT_MEAN) / DIGIT_STD).unsqueeze(1),
+        lambda out: _nearest_digit(out * DIGIT_STD + DIGIT_MEAN),
     ),
     # the control: ten outputs and squared error against one-hot targets
     "mse-onehot": Objective(10, MSE, lambda y, dtype: torch.eye(10, dtype=dtype)[y], _argmax),

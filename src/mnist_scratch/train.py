@@ -12,12 +12,13 @@ from tqdm.auto import tqdm
 
 from .data import Split, Splits
 from .errors import UserError
-from .modules import Loss, Module, ReLU, Sequential, mlp
+from .modules import Linear, Loss, Module, ReLU, Sequential, mlp
 from .objectives import OBJECTIVES, Objective, objective
 from .sgd import SGD
 
 N_PIXELS = 784
 EVAL_CHUNK = 10_000  # rows evaluated at once: bounds memory on full MNIST
+KEEP_WEIGHTS_UP_TO = 25_000  # parameters: the final weights of models up to 784-30-10 are recorded
 SCHEDULES = ("linear", "constant")
 
 
@@ -180,6 +181,25 @@ def dead_units(model: Sequential, x: Tensor) -> list[float]:
     return shares
 
 
+def layer_weights(model: Sequential) -> list[dict]:
+    """Each `Linear` layer's final weight as (n_out, n_in) rows, nn.Linear's layout (row j holds unit j's
+    input weights), and its bias (None without one). The one place that knows how `Linear` stores its weight."""
+    return [
+        {"weight": layer.weight.data.T.tolist(), "bias": None if layer.bias is None else layer.bias.data.tolist()}
+        for layer in model.layers
+        if isinstance(layer, Linear)
+    ]
+
+
+def n_parameters(model: Sequential) -> int:
+    return sum(p.data.numel() for p in model.parameters())
+
+
+def is_checkpoint(step: int) -> bool:
+    """Steps 0, 1, 2, 4, 8, ...: where the dead-unit trace looks, besides every epoch's end."""
+    return step & (step - 1) == 0
+
+
 def confusion(y: Tensor, preds: Tensor) -> list[list[int]]:
     """10 x 10 counts: row = true digit, column = predicted digit."""
     return torch.bincount(y * 10 + preds, minlength=100).reshape(10, 10).tolist()
@@ -190,8 +210,10 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
 
     The history holds, at index 0, the losses and accuracy before any training; then per epoch the
     mean training loss over its steps, the validation loss and the validation accuracy; and every
-    step's training loss. A run whose loss becomes NaN or infinite stops at once and is marked
-    `diverged`; its final metrics are then None.
+    step's training loss. A network with ReLUs also records `dead_trace`: the share of dead hidden
+    units (see `dead_units`) before training, after steps 1, 2, 4, 8, ... and after every epoch. A
+    run whose loss becomes NaN or infinite stops at once and is marked `diverged`; its final metrics
+    are then None.
     """
     start = time.perf_counter()
     obj = objective(cfg.objective)
@@ -210,6 +232,15 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         before_v = evaluate(model, loss_fn, obj, splits.valid)
         hist = {"train_loss": [before_t.loss], "valid_loss": [before_v.loss], "valid_acc": [before_v.acc]}
         step_loss: list[float] = []
+        has_relu = any(isinstance(layer, ReLU) for layer in model.layers)
+        trace = {"step": [], "share": []}
+
+        def look(step: int) -> None:  # the dead-unit trace, at most once per step
+            if has_relu and (not trace["step"] or trace["step"][-1] != step):
+                trace["step"].append(step)
+                trace["share"].append(dead_units(model, train_split.x))
+
+        look(0)
         total_steps = cfg.epochs * math.ceil(len(train_split) / cfg.batch_size)
         diverged_at = None
         epochs = tqdm(range(1, cfg.epochs + 1), desc=cfg.architecture, disable=not progress, leave=False)
@@ -226,8 +257,11 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
                 step_loss.append(loss)
                 model.backward(loss_fn.backward())
                 opt.step()
+                if is_checkpoint(len(step_loss)):
+                    look(len(step_loss))
             if diverged_at is not None:
                 break
+            look(len(step_loss))
             valid = evaluate(model, loss_fn, obj, splits.valid)
             if not math.isfinite(valid.loss):
                 diverged_at = {"epoch": epoch, "step": len(step_loss)}
@@ -245,6 +279,8 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
             "history": {**hist, "step_loss": step_loss},
             "final": None,
         }
+        if has_relu:
+            result["dead_trace"] = trace
         if diverged_at is None:
             result.update(_final(model, loss_fn, obj, train_split, splits))
     result["seconds"] = time.perf_counter() - start
@@ -253,18 +289,21 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
 
 def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
     """Final losses and accuracies on every split, confusion matrices, and validation predictions."""
-    final, conf = {}, {}
+    final, conf, evals = {}, {}, {}
     for name, split in (("train", train_split), ("valid", splits.valid), ("test", splits.test)):
         if split is None:
             continue
-        ev = evaluate(model, loss_fn, obj, split)
+        ev = evals[name] = evaluate(model, loss_fn, obj, split)
         final[name] = {"loss": ev.loss if math.isfinite(ev.loss) else None, "acc": ev.acc}  # JSON has no inf
         if name != "train":
             conf[name] = confusion(split.y, ev.preds)
-        if name == "valid":
-            valid = ev
+    valid = evals["valid"]
     out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist(),
            "dead_units": dead_units(model, train_split.x)}
+    if "test" in evals:  # per image, for paired tests between settings on the held-out images
+        out["test_pred"] = evals["test"].preds.tolist()
+    if n_parameters(model) <= KEEP_WEIGHTS_UP_TO:  # the wide networks' weights are never read
+        out["weights"] = layer_weights(model)
     if obj.n_out == 1:  # the regression's raw outputs, for the failure analysis
         out["valid_output"] = valid.outputs.squeeze(1).tolist()
     else:  # the runner-up class: how often a wrong first choice has the right second one
