@@ -9,15 +9,21 @@ compute the same loss at every step; then each repetition draws one batch order 
 epoch of every contestant, in an order that rotates from repetition to repetition. The table
 shows medians, and the GEMM floor: the time the epoch's matrix products alone would take at this
 machine's single-thread matrix-multiplication rate, measured on a large product first.
+
+The medians and ratios are also written to `benchmarks/engine.json` (plain JSON, written
+atomically), which the report reads for the speed it quotes.
 """
 
 import argparse
+import datetime
+import json
 import math
 import os
 import platform
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -33,11 +39,13 @@ from torch import nn
 from mnist_scratch import data
 from mnist_scratch.modules import CrossEntropy, mlp
 from mnist_scratch.sgd import SGD
+from mnist_scratch.store import atomic_write
 from mnist_scratch.train import batches, generators
 
 BATCH_SIZE = 16
 LR = 0.1
 MODELS = {"784-10": [784, 10], "784-30-10": [784, 30, 10]}
+RECORD = Path(__file__).with_name("engine.json")
 
 
 def torch_copy(model) -> nn.Sequential:
@@ -223,17 +231,23 @@ def main() -> None:
     header = (f"{'model':<10} {'ours':>18} {'torch.nn':>18} {'fastai':>18} {'GEMM floor':>11} {'torch.nn/ours':>14} "
               f"{'fastai/ours':>12} {'ours/floor':>11}")
     print(header + "\n" + "-" * len(header))
-    speedups = {}
+    speedups, medians = {}, {}
     idxs = batches(n, BATCH_SIZE, torch.Generator())  # the same batch sizes as every timed epoch
     for label, (_, _, times) in runs.items():
         med = {k: statistics.median(v) for k, v in times.items()}
         floor = epoch_flops(MODELS[label], idxs) / rate
         speedups[label] = med["torch.nn"] / med["ours"]
+        medians[label] = med
         cells = [f"{med[k]:.3f} [{min(v):.3f}-{max(v):.3f}]" for k, v in times.items()]
         print(f"{label:<10} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18} {floor:>11.4f} "
               f"{speedups[label]:>13.2f}x {med['fastai'] / med['ours']:>11.2f}x {med['ours'] / floor:>10.1f}x")
     verdicts = ", ".join(f"{k} {'met' if v >= GOAL else 'NOT met'}" for k, v in speedups.items())
     print(f"\ngoal, ours at least {GOAL:g}x faster than torch.nn (torch.nn/ours >= {GOAL:g}): {verdicts}")
+    record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": machine(), "repeats": args.repeats, "load_average": list(load),
+              "median_seconds": medians, "speedup_vs_torch_nn": speedups}
+    atomic_write(RECORD, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
+    print(f"written to {RECORD}")
 
 
 if __name__ == "__main__":

@@ -176,3 +176,19 @@ def test_report_command_without_quarto_says_so_and_keeps_figures(tmp_path):
     for name in FIGURES:
         assert (ROOT / "figures" / f"{name}.png").stat().st_size > 1000
         assert (ROOT / "figures" / f"{name}.svg").exists()
+
+
+def test_engine_speed_comes_from_the_benchmark_record(tmp_path):
+    """The reflection's speed-up is read from bench_engine.py's record, and a missing or damaged
+    record gives "?" rather than a stale number or a traceback."""
+    from mnist_scratch.findings import engine_speedup
+
+    record = tmp_path / "engine.json"
+    record.write_text(json.dumps({"date": "2031-02-03 04:05 UTC",
+                                  "speedup_vs_torch_nn": {"784-10": 2.345, "784-30-10": 3.0}}))
+    assert engine_speedup(record) == ("2.35", "3.00", "2031-02-03")
+    for damaged in ("{", json.dumps({"date": "x"}), json.dumps({"date": "x", "speedup_vs_torch_nn": {"784-10": "fast"}})):
+        record.write_text(damaged)
+        assert engine_speedup(record) == ("?", "?", "?")
+    assert engine_speedup(tmp_path / "absent.json") == ("?", "?", "?")
+    assert engine_speedup()[0] != "?", "benchmarks/engine.json is missing: run benchmarks/bench_engine.py"

@@ -5,6 +5,7 @@
 a word ("supported", "within noise", "more", "fewer"), the word is computed here too.
 """
 
+import json
 import math
 import platform
 import subprocess
@@ -26,7 +27,7 @@ from .train import N_PIXELS, generators
 KEYS = {"lr": LOGISTIC, "mlp": TWO_LAYER}
 CONFIDENT = 0.9  # a mistake made with at least this probability is a confident one
 MEMORISED = 0.99  # training accuracy from which a network has fit its training set
-ENGINE_SPEEDUP = (1.54, 1.82)  # benchmarks/README.md, bench_engine.py of 2026-11-26: torch.nn time / ours, 784-10 and 784-30-10
+ENGINE_RECORD = Path(__file__).resolve().parents[2] / "benchmarks" / "engine.json"  # by bench_engine.py
 
 
 def load_all(**kw) -> dict[str, list[dict]]:
@@ -73,8 +74,19 @@ def _data(splits) -> dict[str, str]:
     layers = [N_PIXELS, *TWO_LAYER, 10]
     F["mlp_params"] = f"{sum(a * b + b for a, b in zip(layers, layers[1:])):,}"
     F["mlp_bias_params"] = str(sum(layers[1:]))
-    F["speedup_lr"], F["speedup_mlp"] = (f"{s:.2f}" for s in ENGINE_SPEEDUP)
+    F["speedup_lr"], F["speedup_mlp"], F["speedup_date"] = engine_speedup()
     return F
+
+
+def engine_speedup(record: Path = ENGINE_RECORD) -> tuple[str, str, str]:
+    """torch.nn's time per epoch over ours (784-10, 784-30-10) and the date, from the engine
+    benchmark's last run; "?" for each when it never ran or its record is unreadable."""
+    try:
+        run = json.loads(record.read_text())
+        speed = run["speedup_vs_torch_nn"]
+        return f"{float(speed['784-10']):.2f}", f"{float(speed['784-30-10']):.2f}", str(run["date"])[:10]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?", "?", "?"
 
 
 def initial_logit_std(hidden: tuple[int, ...], x: torch.Tensor, seed: int = 0) -> float:
