@@ -81,13 +81,16 @@ def _shuffled_test(splits: Splits) -> Splits:
 
 @pytest.mark.slow
 def test_choices_do_not_move_when_the_test_labels_are_shuffled(tiny_data_cache, tmp_path, monkeypatch):
-    real = runner._splits.__wrapped__  # uncached: each run loads its splits afresh
+    real = runner._loaded.__wrapped__  # uncached: each run loads its splits afresh
+
+    def load(dataset, path):
+        return real(dataset, path, None)
 
     def build(cache_name: str, shuffle: bool) -> dict[str, list[dict]]:
         shutil.copytree(tiny_data_cache / "data", tmp_path / cache_name / "data")
         monkeypatch.setenv(store.CACHE_ENV, str(tmp_path / cache_name))
-        monkeypatch.setattr(runner, "_splits", lambda dataset, path: _shuffled_test(real(dataset, path)) if shuffle
-                            else real(dataset, path))
+        monkeypatch.setattr(runner, "_splits", lambda dataset, path: _shuffled_test(load(dataset, path)) if shuffle
+                            else load(dataset, path))
         return {name: experiments.results(name, tiny=True, jobs=1) for name in ("lr-sweep", "full-sweep", "full-mnist")}
 
     plain, shuffled = build("plain", False), build("shuffled", True)
