@@ -170,6 +170,15 @@ def test_html_loads_nothing_from_another_host_or_file(page, build):
         assert not re.search(r"\.src\s*=\s*['\"](https?:)?//", script), "a script loads a script from the web"
 
 
+def test_html_links_the_pdf_beside_it_by_the_name_pdf(page, build):
+    """One "PDF" link in the margin, to the PDF rendered beside the page; Quarto's own label for the
+    format ("Typst") means nothing to a reader."""
+    pdf_links = [value for tag, attr, value, _ in page.links if tag == "a" and attr == "href" and value.endswith(".pdf")]
+    assert pdf_links == ["report.pdf"] and (build["html"].parent / "report.pdf").is_file(), pdf_links
+    assert re.search(r'<a href="report\.pdf"><i class="bi bi-file-pdf"></i>PDF</a>', build["html"].read_text())
+    assert "Typst" not in page.visible()
+
+
 def test_every_figure_is_an_embedded_image(page):
     for label in FIGURES:
         assert label in page.ids, f"figure {label} is missing"
