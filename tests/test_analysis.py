@@ -82,6 +82,8 @@ def test_markdown_table_shape_and_column_widths():
     wide = tables.markdown(["model", "acc"], [["784-30-10", "93.94 ± 0.33 percent of them"]]).splitlines()[1]
     short, long = (len(cell) for cell in wide.strip("| ").split(" | "))
     assert long > 2 * short  # dashes in proportion to the longest cell: pandoc sizes wide tables by them
+    bold = tables.markdown(["interval", "x"], [["**+2.77, +3.64**", "5 of 5"]]).splitlines()[1]
+    assert [len(cell) for cell in bold.strip("| ").split(" | ")] == [len("+2.77, +3.64") + 4, len("5 of 5") + 4]  # bold markers do not count
 
 
 def test_second_choice_right_counts_only_wrong_predictions():

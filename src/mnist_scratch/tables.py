@@ -18,11 +18,13 @@ def markdown(header: list[str], rows: list[list], align: str | None = None) -> s
 
     A `|` inside a cell is escaped, so it cannot split the cell. A wide table's column widths follow
     the dashes of its rule line (pandoc's rule for pipe tables), so each column gets dashes in
-    proportion to its longest cell: no column is squeezed until its numbers wrap.
+    proportion to its longest cell as printed (bold markers do not count; the bold header counts
+    wider): no column is squeezed until its numbers or its header wrap.
     """
     align = align or "l" + "r" * (len(header) - 1)
     cells = [[str(c).replace("|", "\\|") for c in line] for line in (header, *rows)]
-    widths = [max(len(line[i]) for line in cells) + 4 for i in range(len(header))]
+    widths = [max(len(cells[0][i]) + 6, *(len(line[i].replace("**", "")) + 4 for line in cells[1:]))  # as printed;
+              for i in range(len(header))]  # the header is set in bold, so wider
     rule = [{"l": ":" + "-" * (w - 1), "r": "-" * (w - 1) + ":", "c": ":" + "-" * (w - 2) + ":"}[a]
             for a, w in zip(align, widths)]
     lines = [cells[0], rule, *cells[1:]]
