@@ -770,3 +770,13 @@ def test_ctrl_c_during_a_lone_training_run_exits_130_in_one_line(tmp_path, data_
     messages = [line for line in stderr.splitlines() if line.startswith("mnist-scratch:")]
     assert messages == ["mnist-scratch: interrupted; 0 of the 1 runs to compute finished and are cached; "
                         "run the same command again to compute the other 1"], stderr
+
+
+def test_common_options_work_before_and_after_the_command_name():
+    parse = cli_module._parser().parse_args
+    after = parse(["run", "baseline", "--jobs", "2", "--tiny", "--data", "d", "--cache", "c"])
+    before = parse(["--jobs", "2", "--tiny", "--data", "d", "--cache", "c", "run", "baseline"])
+    assert vars(after) == vars(before) and (after.jobs, after.tiny, after.data, after.cache) == (2, True, "d", "c")
+    mixed = parse(["--jobs", "3", "figure", "--tiny", "lr-sweep"])  # an option given before is kept
+    assert (mixed.jobs, mixed.tiny, mixed.data, mixed.names) == (3, True, None, ["lr-sweep"])
+    assert (parse(["list"]).jobs, parse(["list"]).tiny) == (None, False)

@@ -28,25 +28,33 @@ def _hidden(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="mnist-scratch", description=__doc__)
-    p.add_argument("--data", metavar="PATH", help="the mnist_png folder (default: $MNIST_DATA, else fastai's)")
-    p.add_argument("--cache", metavar="DIR", help=f"where results are cached (default: ${CACHE_ENV} or .cache/)")
-    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
-    p.add_argument("--tiny", action="store_true", help="the shrunk experiments CI runs (one epoch, 500 images)")
-    sub = p.add_subparsers(dest="command", required=True)
+def _common(parser: argparse.ArgumentParser, default=None) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name (`run --jobs 2` = `--jobs 2 run`)."""
+    parser.add_argument("--data", metavar="PATH", default=default, help="the mnist_png folder (default: $MNIST_DATA, else fastai's)")
+    parser.add_argument("--cache", metavar="DIR", default=default, help=f"where results are cached (default: ${CACHE_ENV} or .cache/)")
+    parser.add_argument("--jobs", type=int, metavar="N", default=default, help="worker processes (default: one per core)")
+    parser.add_argument("--tiny", action="store_true", default=default or False,
+                        help="the shrunk experiments CI runs (one epoch, 500 images)")
+    return parser
 
-    sub.add_parser("list", help="the experiments, and whether each is cached")
-    run = sub.add_parser("run", help="run experiments (all by default), reading cached runs")
+
+def _parser() -> argparse.ArgumentParser:
+    p = _common(_Parser(prog="mnist-scratch", description=__doc__))
+    # after the command's name, an option left out keeps the value given before it (or the default)
+    after = _common(argparse.ArgumentParser(add_help=False), default=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", parents=[after], help="the experiments, and whether each is cached")
+    run = sub.add_parser("run", parents=[after], help="run experiments (all by default), reading cached runs")
     run.add_argument("names", nargs="*", metavar="NAME")
     run.add_argument("--force", action="store_true", help="recompute even cached runs")
 
-    fig = sub.add_parser("figure", help="write figures/NAME.png and .svg, computing missing results")
+    fig = sub.add_parser("figure", parents=[after], help="write figures/NAME.png and .svg, computing missing results")
     fig.add_argument("names", nargs="*", metavar="NAME")
     fig.add_argument("--all", action="store_true", help="every figure")
     fig.add_argument("--out", default="figures", metavar="DIR", help="output folder (default: figures)")
 
-    tr = sub.add_parser("train", help="one run with the given settings, printed as JSON")
+    tr = sub.add_parser("train", parents=[after], help="one run with the given settings, printed as JSON")
     tr.add_argument("--hidden", type=str, default="30", help="hidden sizes: 30, 64,32, or none")
     tr.add_argument("--objective", default="cross-entropy")
     tr.add_argument("--lr", type=float, default=0.1)
@@ -57,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--dataset", default="subset", help="subset or full")
 
-    sub.add_parser("report", help="every result and figure, then `quarto render` (HTML and PDF)")
-    sub.add_parser("data", help="decode (or load) the MNIST splits and print their sizes and load times")
+    sub.add_parser("report", parents=[after], help="every result and figure, then `quarto render` (HTML and PDF)")
+    sub.add_parser("data", parents=[after], help="decode (or load) the MNIST splits and print their sizes and load times")
     return p
 
 
