@@ -26,6 +26,14 @@ def test_spread_and_formatting():
     assert A.pct(0.12345, 2) == "12.35%"
 
 
+def test_signed_difference_has_no_negative_zero():
+    assert A.signed(0.0064) == "+0.64"
+    assert A.signed(-0.0001) == "-0.01"
+    assert A.signed(-0.00004) == "0.00"  # rounds to zero: no '-0.00'
+    assert A.signed(0.00004) == "0.00"
+    assert A.signed(-0.5, scale=1, digits=1) == "-0.5"
+
+
 def test_final_skips_diverged_runs():
     bad = {**run(valid_acc=0.1), "diverged": True, "final": None}
     assert A.final([run(valid_acc=0.8), bad], "valid", "acc") == [0.8]

@@ -742,7 +742,7 @@ def test_each_entry_is_read_once_and_every_load_is_a_fresh_copy(cache, monkeypat
     results.forget()
     decoded = []
     real = results._decode
-    monkeypatch.setattr(results, "_decode", lambda data, cfg: decoded.append(cfg) or real(data, cfg))
+    monkeypatch.setattr(results, "_decode", lambda data, cfg, **kw: decoded.append(cfg) or real(data, cfg, **kw))
     a, b = results.load(SMALL), results.load(SMALL)
     assert decoded == [SMALL]
     assert a == b == first and a is not b
@@ -757,6 +757,48 @@ def test_each_entry_is_read_once_and_every_load_is_a_fresh_copy(cache, monkeypat
     assert results.load(SMALL) == first and decoded == [SMALL, SMALL]
     path.unlink()
     assert results.load(SMALL) is None
+
+
+def test_summary_is_the_result_without_its_arrays_and_decodes_none(cache, monkeypatch):
+    (first,) = runner.run([SMALL], jobs=1)
+    results.forget()
+    unpacked = []
+    real = results._unpack
+    monkeypatch.setattr(results, "_unpack", lambda *a: unpacked.append(a[0]) or real(*a))
+    summary = results.load(SMALL, summary=True)
+    assert unpacked == []
+    assert summary["config"] == first["config"] and summary["final"] == first["final"]
+    assert summary["history"]["step_loss"] is None and first["history"]["step_loss"]
+    summary["final"]["valid"]["acc"] = 2.0  # a copy too
+    assert results.load(SMALL) == first and unpacked  # the full load still decodes and checks the arrays
+    assert results.load(SMALL, summary=True)["final"] == first["final"]
+
+    path = results.entry_path(SMALL)
+    path.write_bytes(path.read_bytes()[:-1])  # truncated: the summary is refused as the entry is
+    results.forget()
+    assert results.load(SMALL, summary=True) is None
+
+
+def test_nan_in_an_array_is_refused_by_the_full_load_after_a_summary(cache):
+    runner.run([SMALL], jobs=1)
+    damage_nan_in_array_with_matching_checksum(results.entry_path(SMALL), None)
+    results.forget()
+    assert results.load(SMALL, summary=True) is not None  # its numbers are not read
+    assert results.load(SMALL) is None
+
+
+def test_an_experiments_run_list_reads_its_prerequisites_as_summaries(tiny_cache, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tiny_cache))
+    experiments.results("lr-sweep", tiny=True, jobs=1)  # computed if this test runs first
+    results.forget()
+    experiments._read.clear()
+    experiments._summaries.clear()
+    unpacked = []
+    real = results._unpack
+    monkeypatch.setattr(results, "_unpack", lambda *a: unpacked.append(a[0]) or real(*a))
+    full = configs("baseline", tiny=True, jobs=1)
+    assert unpacked == [], "the sweep's per-step losses and weights were decoded to choose a setting"
+    assert full == configs("baseline", tiny=True, cached_only=True)
 
 
 CONCURRENT_SCRIPT = """
@@ -1105,21 +1147,22 @@ import json, sys
 from mnist_scratch import cli, results
 reads = []
 real = results._decode
-results._decode = lambda data, cfg: reads.append(results.run_key(cfg)) or real(data, cfg)
+results._decode = lambda data, cfg, arrays=True: reads.append([results.run_key(cfg), arrays]) or real(data, cfg, arrays)
 code = cli.main(sys.argv[1:])
 print(json.dumps({"code": code, "heavy": [m for m in ("fastai", "IPython") if m in sys.modules], "reads": reads}))
 """
-CHEAP = {  # command: the experiments whose entries it reads (None: every cached one)
-    "list": None,
-    "figure loss-curves": {"lr-sweep", "baseline"},
-    "figure sample-digits": set(),
+CHEAP = {  # command: the experiments whose entries it decodes whole, and those it reads only as summaries
+    "list": (set(), set(EXPERIMENTS)),
+    "figure loss-curves": ({"baseline"}, {"lr-sweep"}),
+    "figure sample-digits": (set(), set()),
 }
 
 
 @pytest.mark.parametrize("command", CHEAP)
 def test_cheap_commands_import_no_fastai_and_read_only_what_they_show(command, tiny_cache, tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tiny_cache))
-    experiments.results("baseline", tiny=True, jobs=1)  # warm: what loss-curves shows, and lr-sweep
+    for name in EXPERIMENTS:  # warm: every experiment (list counts them all)
+        experiments.results(name, tiny=True, jobs=1)
     args = command.split() + (["--out", str(tmp_path)] if command.startswith("figure") else [])
     p = subprocess.run([sys.executable, "-c", CHEAP_SCRIPT, "--tiny", *args], capture_output=True, text=True,
                        env=env_for(tiny_cache), timeout=300)
@@ -1127,6 +1170,12 @@ def test_cheap_commands_import_no_fastai_and_read_only_what_they_show(command, t
     out = json.loads(p.stdout.splitlines()[-1])
     assert out["code"] == 0
     assert out["heavy"] == []  # no fastai (nothing decoded, nothing trained), no IPython
-    assert len(out["reads"]) == len(set(out["reads"]))  # every entry read at most once
-    if CHEAP[command] is not None:
-        assert set(out["reads"]) == {results.run_key(c) for name in CHEAP[command] for c in configs(name, tiny=True)}
+    reads = [tuple(r) for r in out["reads"]]
+    assert len(reads) == len(set(reads))  # every entry read at most once each way
+
+    def keys(names):
+        return {results.run_key(c) for name in names for c in configs(name, tiny=True)}
+
+    whole, summaries = CHEAP[command]
+    assert {key for key, arrays in reads if arrays} == keys(whole)
+    assert {key for key, arrays in reads if not arrays} == keys(summaries)

@@ -62,6 +62,13 @@ def pm(values: list[float], scale: float = 100, digits: int = 1) -> str:
     return f"{scale * m:.{digits}f} ± {scale * s:.{digits}f}"
 
 
+def signed(x: float, scale: float = 100, digits: int = 2) -> str:
+    """`x` times `scale` with its sign (a difference, in percentage points by default); a value that
+    rounds to zero is written without one, so no '-0.00'."""
+    text = f"{scale * x:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
+
+
 def chosen(sweep: list[dict]) -> dict[str, tuple[float, int]]:
     """The (learning rate, epochs) picked per classifier, by model name."""
     return {MODEL_NAMES[h]: v for h, v in choose(sweep).items()}

@@ -79,7 +79,7 @@ def cmd_list(args) -> None:
         if cfgs is None:
             state = f"waiting for {', '.join(exp.needs)}"
         else:
-            done = sum(results.load(cfg) is not None for cfg in cfgs)
+            done = sum(results.load(cfg, summary=True) is not None for cfg in cfgs)
             state = f"{done}/{len(cfgs)} runs cached"
         print(f"{name:15} {state:24} {exp.doc.split('. ')[0]}")
 

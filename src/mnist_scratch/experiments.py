@@ -7,7 +7,7 @@ end-to-end check CI can afford. Every experiment uses the same seeds (`SEEDS`, o
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from statistics import mean
 from typing import Callable, Iterable
@@ -41,7 +41,8 @@ class Context:
     """What an experiment's run list may depend on: the scale, and other experiments' results."""
 
     tiny: bool
-    results: Callable[[str], list[dict]]
+    results: Callable[[str], list[dict]]  # summaries (no number arrays): config and final metrics
+    chosen: dict = field(default_factory=dict, compare=False)  # `choose` per sweep, computed once
 
     def seeds(self, n: int = len(SEEDS)) -> tuple[int, ...]:
         return SEEDS[:1] if self.tiny else SEEDS[:n]
@@ -92,7 +93,9 @@ def choose(sweep: list[dict]) -> dict[tuple[int, ...], tuple[float, int]]:
 
 def _chosen(ctx: Context, hidden: tuple[int, ...], sweep: str = "lr-sweep") -> dict:
     """Keyword arguments for a run at the hyperparameters `choose` picks for `hidden` (or for 784-30-10)."""
-    picked = choose(ctx.results(sweep))
+    if sweep not in ctx.chosen:
+        ctx.chosen[sweep] = choose(ctx.results(sweep))
+    picked = ctx.chosen[sweep]
     lr, epochs = picked.get(hidden, picked[TWO_LAYER])
     return {"lr": lr, "epochs": epochs}
 
@@ -254,11 +257,11 @@ def configs(name: str, *, tiny: bool = False, cached_only: bool = False, **run_k
     @cache  # each run list consults its prerequisites once, not once per run
     def prerequisite(dep: str) -> list[dict]:
         if cached_only:
-            found = [result_cache.load(cfg) for cfg in configs(dep, tiny=tiny, cached_only=True) or []]
+            found = [result_cache.load(cfg, summary=True) for cfg in configs(dep, tiny=tiny, cached_only=True) or []]
             if not found or any(r is None for r in found):
                 raise _NotCached
             return found
-        return results(dep, tiny=tiny, **run_kw)
+        return results(dep, tiny=tiny, summary=True, **run_kw)
 
     try:
         return list(dict.fromkeys(experiment(name).runs(Context(tiny, prerequisite))))
@@ -271,19 +274,27 @@ class _NotCached(Exception):
 
 
 _read: dict[tuple, list[dict]] = {}  # results already read in this process, per experiment and cache
+_summaries: dict[tuple, list[dict]] = {}  # the same without their number arrays
 
 
-def results(name: str, *, tiny: bool = False, force: bool = False, jobs=None, data_path=None) -> list[dict]:
+def results(name: str, *, tiny: bool = False, force: bool = False, jobs=None, data_path=None,
+            summary: bool = False) -> list[dict]:
     """The results of every run of `name` (computing missing ones first), each with its config.
 
     An experiment's results are read from the cache once per process (its prerequisites are asked
-    for by every experiment that depends on them); `force` recomputes and reads them again.
+    for by every experiment that depends on them); `force` recomputes and reads them again. With
+    `summary`, each without its number arrays (see `results.load`): all that choosing a setting
+    reads, so an experiment's run list does not decode its prerequisites' per-step losses and weights.
     """
     key = (name, tiny, str(cache_root()), data_path)
-    if force or key not in _read:
-        cfgs = configs(name, tiny=tiny, jobs=jobs, data_path=data_path)
-        _read[key] = runner.run(cfgs, force=force, jobs=jobs, data_path=data_path, desc=name)
-    return _read[key]
+    if not force and key in _read:
+        return _read[key]
+    if summary and not force and key in _summaries:
+        return _summaries[key]
+    cfgs = configs(name, tiny=tiny, jobs=jobs, data_path=data_path)
+    found = runner.run(cfgs, force=force, jobs=jobs, data_path=data_path, desc=name, summary=summary)
+    (_summaries if summary else _read)[key] = found
+    return found
 
 
 def build(names: list[str], *, tiny: bool = False, force: bool = False, jobs=None, data_path=None) -> None:

@@ -41,7 +41,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def _pp(x: float, digits: int = 2) -> str:
     """A difference of two accuracies in percentage points, signed."""
-    return f"{100 * x:+.{digits}f}"
+    return A.signed(x, digits=digits)
 
 
 def findings(R: dict[str, list[dict]]) -> dict[str, str]:

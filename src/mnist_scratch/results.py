@@ -2,7 +2,8 @@
 
 Change a learning rate, and only the runs with that learning rate get a new key; change the code of
 the engine (any module listed in `CODE`; not its comments or docstrings), and every run does.
-`load` reads each entry from disk at most once per process and returns a fresh copy each call;
+`load` reads each entry from disk at most once per process and returns a fresh copy each call
+(`load(cfg, summary=True)`: without its number arrays, all that choosing a setting reads);
 `save` returns the result exactly as a later `load` will, so a run prints the same numbers freshly
 trained and read back.
 
@@ -48,7 +49,6 @@ import sys
 from array import array
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 
@@ -187,20 +187,34 @@ def _size(dtype: str, shape: list[int]) -> int:
 # --- entries: encode, decode ----------------------------------------------------------------------
 
 
-class _Entry(NamedTuple):
-    """A decoded entry: the result with None where each array goes, and the arrays with their paths."""
+class _Entry:
+    """A checked entry: the result with None where each array goes, and each array's place, dtype,
+    shape and span of bytes in `data`. `checked` is False after a summary decode, which does not
+    read the arrays' numbers."""
 
-    tree: dict
-    arrays: list[tuple[list, list]]
+    def __init__(self, tree: dict, arrays: list[tuple], data: bytes, decoded: list[list] | None):
+        self.tree, self.arrays, self.data = tree, arrays, data
+        self.checked = decoded is not None
+        self._fresh = decoded  # the arrays decoded while checking, handed to the first caller
+
+    def summary(self) -> dict:
+        """A fresh copy of the result with None in place of every array."""
+        return _copy(self.tree)
 
     def result(self) -> dict:
-        """A fresh, independent copy of the result (the caller may change it freely)."""
+        """A fresh, independent result (the caller may change it freely). The arrays decoded while
+        checking go to the first caller as they are; later callers get them decoded again from the
+        bytes, which is what the process keeps (a few bytes per number, not a Python float each)."""
+        values, self._fresh = self._fresh, None
+        if values is None:
+            view = memoryview(self.data)
+            values = [_unpack(dtype, shape, view[start:end]) for _, dtype, shape, start, end in self.arrays]
         result = _copy(self.tree)
-        for path, value in self.arrays:
+        for (path, *_), value in zip(self.arrays, values):
             parent = result
             for step in path[:-1]:
                 parent = parent[step]
-            parent[path[-1]] = _copy(value)
+            parent[path[-1]] = value
         return result
 
 
@@ -240,8 +254,9 @@ def _no_constants(name: str):
     raise ValueError(f"{name} in an entry")
 
 
-def _decode(data: bytes, cfg: RunConfig) -> _Entry | None:
-    """The entry in `data` if it is whole, of this format, and of `cfg` under the current code."""
+def _decode(data: bytes, cfg: RunConfig, arrays: bool = True) -> _Entry | None:
+    """The entry in `data` if it is whole, of this format, and of `cfg` under the current code;
+    without `arrays`, its summary: the arrays' places and sizes are checked, their numbers not decoded."""
     try:
         if not data.startswith(MAGIC):
             return None
@@ -253,14 +268,16 @@ def _decode(data: bytes, cfg: RunConfig) -> _Entry | None:
         header = json.loads(data[start:end], parse_constant=_no_constants)
         if any(header[k] != v for k, v in identity(cfg).items()):
             return None
-        tree, offset, arrays = header["result"], end + 1, []
+        tree, offset, layout, decoded = header["result"], end + 1, [], []
         for path, dtype, shape in header["arrays"]:
             size = _size(dtype, shape)
-            arrays.append((path, _unpack(dtype, shape, memoryview(data)[offset : offset + size])))
+            layout.append((path, dtype, shape, offset, offset + size))
+            if arrays:
+                decoded.append(_unpack(dtype, shape, memoryview(data)[offset : offset + size]))
             offset += size
         if offset != len(data) or not isinstance(tree, dict):
             return None
-        for path, _ in arrays:  # every array has its empty place in the tree
+        for path, *_ in layout:  # every array has its empty place in the tree
             parent = tree
             for step in path[:-1]:
                 parent = parent[step]
@@ -268,7 +285,7 @@ def _decode(data: bytes, cfg: RunConfig) -> _Entry | None:
                 return None
     except (ValueError, KeyError, IndexError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
         return None
-    return _Entry(tree, arrays)
+    return _Entry(tree, layout, data, decoded if arrays else None)
 
 
 # --- load and save --------------------------------------------------------------------------------
@@ -281,28 +298,31 @@ def _stamp(st: os.stat_result) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def load(cfg: RunConfig) -> dict | None:
+def load(cfg: RunConfig, *, summary: bool = False) -> dict | None:
     """The cached result of `cfg`, or None if missing, damaged, or computed from other code or config.
 
     The file is read and checked once per process (again only if it changes on disk); every call
-    returns a fresh copy.
+    returns a fresh copy. With `summary`, the result without its number arrays (None in their
+    places): config, final metrics and other scalars, without decoding the bulk. A summary is
+    checked as the whole entry is, except that the arrays' numbers are not decoded, so not checked
+    for NaN; a full `load` of the same entry still checks them.
     """
     path = str(entry_path(cfg))
     try:
         with open(path, "rb") as f:
             stamp = _stamp(os.fstat(f.fileno()))
             seen = _read.get(path)
-            if seen is not None and seen[0] == stamp:
-                return seen[1].result()
+            if seen is not None and seen[0] == stamp and (summary or seen[1].checked):
+                return seen[1].summary() if summary else seen[1].result()
             data = f.read()
     except OSError:
         return None
-    entry = _decode(data, cfg)
+    entry = _decode(data, cfg, arrays=not summary)
     if entry is None:
         _read.pop(path, None)
         return None
     _read[path] = (stamp, entry)
-    return entry.result()
+    return entry.summary() if summary else entry.result()
 
 
 def save(cfg: RunConfig, result: dict) -> dict:

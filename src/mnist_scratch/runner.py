@@ -85,8 +85,9 @@ def _cost(cfg: RunConfig) -> float:
     return cfg.epochs * cfg.n_train * (1 + sum(cfg.hidden) / 30)
 
 
-def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, desc="runs") -> list[dict]:
-    """The results of `configs`, in order: cached ones read, the rest trained and saved one by one.
+def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, desc="runs", summary=False) -> list[dict]:
+    """The results of `configs`, in order: cached ones read (with `summary`, without their number
+    arrays: see `results.load`), the rest trained and saved one by one.
 
     Each result is saved the moment it is computed, so an interrupted build keeps what it finished.
     A result that cannot be saved (the disk filled up, ...) is still returned, with a note.
@@ -94,7 +95,7 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
     for dataset in sorted({cfg.dataset for cfg in configs}):
         if data.version(dataset) is None:  # only fastai knows where MNIST is (or can fetch it): ask first
             data.locate(data_path)
-    found = {cfg: None if force else results.load(cfg) for cfg in dict.fromkeys(configs)}
+    found = {cfg: None if force else results.load(cfg, summary=summary) for cfg in dict.fromkeys(configs)}
     todo = sorted((cfg for cfg, r in found.items() if r is None), key=_cost, reverse=True)
     if todo:
         writable(cache_root(), "the cache folder")  # fail now, not after the work

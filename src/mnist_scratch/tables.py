@@ -67,10 +67,10 @@ def paired(comparisons: list[dict]) -> str:
     """Each comparison's mean paired difference with its 95% interval (bold where it excludes 0), on
     validation and held-out test, and how many seeds' McNemar tests find the held-out difference."""
     def mean(d):
-        return f"{100 * d['mean']:+.2f}"
+        return A.signed(d["mean"])
 
     def ci(d):
-        text = f"{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}"
+        text = f"{A.signed(d['lo'])}, {A.signed(d['hi'])}"
         return f"**{text}**" if d["verdict"] == "supported" else text
 
     rows = [[c["label"], mean(c["valid"]), ci(c["valid"]), mean(c["test"]), ci(c["test"]),
