@@ -209,8 +209,9 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
     """Train a fresh model as `cfg` says and return its result: plain data, ready for JSON.
 
     The history holds, at index 0, the losses and accuracy before any training; then per epoch the
-    mean training loss over its steps, the validation loss and the validation accuracy; and every
-    step's training loss. A network with ReLUs also records `dead_trace`: the share of dead hidden
+    mean training loss over its steps, the validation loss and the validation accuracy (and, where
+    the dataset holds a test split out, its loss and accuracy: recorded for early stopping's
+    held-out number, never used to choose); and every step's training loss. A network with ReLUs also records `dead_trace`: the share of dead hidden
     units (see `dead_units`) before training, after steps 1, 2, 4, 8, ... and after every epoch. A
     run whose loss becomes NaN or infinite stops at once and is marked `diverged`; its final metrics
     are then None.
@@ -231,6 +232,9 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         before_t = evaluate(model, loss_fn, obj, train_split)
         before_v = evaluate(model, loss_fn, obj, splits.valid)
         hist = {"train_loss": [before_t.loss], "valid_loss": [before_v.loss], "valid_acc": [before_v.acc]}
+        if splits.test is not None:  # per epoch on the held-out split too: what early stopping would give
+            before_h = evaluate(model, loss_fn, obj, splits.test)
+            hist.update(test_loss=[before_h.loss], test_acc=[before_h.acc])
         step_loss: list[float] = []
         has_relu = any(isinstance(layer, ReLU) for layer in model.layers)
         trace = {"step": [], "share": []}
@@ -263,12 +267,16 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
                 break
             look(len(step_loss))
             valid = evaluate(model, loss_fn, obj, splits.valid)
-            if not math.isfinite(valid.loss):
+            held = evaluate(model, loss_fn, obj, splits.test) if splits.test is not None else None
+            if not math.isfinite(valid.loss) or (held is not None and not math.isfinite(held.loss)):
                 diverged_at = {"epoch": epoch, "step": len(step_loss)}
                 break
             hist["train_loss"].append(sum(losses) / len(losses))
             hist["valid_loss"].append(valid.loss)
             hist["valid_acc"].append(valid.acc)
+            if held is not None:  # recorded only: no choice ever reads it
+                hist["test_loss"].append(held.loss)
+                hist["test_acc"].append(held.acc)
             epochs.set_postfix(valid_loss=f"{valid.loss:.3f}", valid_acc=f"{valid.acc:.3f}")
 
         result = {
