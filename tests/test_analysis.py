@@ -55,23 +55,28 @@ def test_mean_curves_average_seeds_epoch_by_epoch():
     assert std[0] == 0 and std[1] == pytest.approx(math.sqrt(0.02))
 
 
-def test_error_distance_and_shrinkage_of_known_predictions():
+def test_error_distance_of_known_predictions_by_digit_and_by_shuffled_value():
     labels = torch.tensor([0, 1, 4, 9, 9, 5])
     r = {"valid_pred": [0, 2, 4, 8, 4, 5], "valid_output": [0.0, 1.0, 4.0, 9.0, 9.0, 5.0]}
     dist = A.error_distance(r, labels)  # wrong: 1->2 (1), 9->8 (1), 9->4 (5)
     assert dist["off_by_one"] == pytest.approx(2 / 3) and dist["mean_distance"] == pytest.approx(7 / 3)
-    perfect = A.shrinkage(r, labels)
-    assert perfect["slope"] == pytest.approx(1.0) and perfect["mean_for_9"] == 9.0
-    hedged = A.shrinkage({"valid_output": [4.5 + 0.5 * (y - 4.5) for y in labels.tolist()]}, labels)
-    assert hedged["slope"] == pytest.approx(0.5)
+    values = [9, 0, 1, 2, 3, 4, 5, 6, 7, 8]  # digit d -> value d - 1, and 0 -> 9
+    shuffled = A.error_distance(r, labels, values)  # values: 0->1 (1), 8->7 (1), 8->3 (5)
+    assert shuffled == dist
+    swapped = A.error_distance({"valid_pred": [9]}, torch.tensor([0]), values)  # 0 -> 9 is values 9 -> 8
+    assert swapped == {"off_by_one": 1.0, "mean_distance": 1.0}
 
 
-def test_in_between_finds_hedged_look_alikes_closest_first():
-    labels = torch.tensor([4, 9, 4, 3, 7, 2])
-    r = {"valid_output": [6.4, 6.9, 4.1, 5.5, 4.2, 5.5]}
-    found = A.in_between(r, labels)
-    assert [f["index"] for f in found] == [3, 0, 4, 1]  # gaps 0.0 (3/8), 0.1 (4/9), 0.2 (1/7), 0.4 (4/9)
-    assert [f["index"] for f in A.in_between(r, labels, ((4, 9),))] == [0, 1]
+def test_even_errors_are_the_number_line_baseline():
+    even = A.even_errors()  # 18 of the 90 ordered pairs of different digits are neighbours
+    assert even["off_by_one"] == pytest.approx(0.2) and even["mean_distance"] == pytest.approx(330 / 90)
+
+
+def test_fitted_line_slope():
+    labels = torch.tensor([0, 1, 4, 9, 9, 5])
+    assert A.fitted_line({"valid_output": labels.tolist()}, labels) == pytest.approx((0.0, 1.0))
+    hedged = {"valid_output": [4.5 + 0.5 * (y - 4.5) for y in labels.tolist()]}
+    assert A.fitted_line(hedged, labels) == pytest.approx((2.25, 0.5))
 
 
 def test_best_mse_runs_picks_lowest_mean_validation_loss_and_skips_divergence():
@@ -103,45 +108,86 @@ def test_second_choice_right_counts_only_wrong_predictions():
 # --- statistics ------------------------------------------------------------------------------------
 
 
-def test_interval_is_the_t_interval_and_its_verdict():
-    wide = A.interval([0.01, 0.02, 0.03])  # mean 0.02, sd 0.01, t(2) = 4.303
-    assert wide["mean"] == pytest.approx(0.02)
-    assert wide["hi"] - wide["mean"] == pytest.approx(4.302653 * 0.01 / math.sqrt(3), rel=1e-5)
-    assert wide["verdict"] == "within noise" and wide["positive"] == 3
-    tight = A.interval([0.010, 0.011, 0.009, 0.010, 0.010])
-    assert tight["lo"] > 0 and tight["verdict"] == "supported"
-    assert A.interval([-0.010, -0.011, -0.009])["verdict"] == "supported"  # either sign
+def bernoulli(p, n, seed):
+    return (torch.rand(n, generator=torch.Generator().manual_seed(seed)) < p).double()
 
 
-def test_paired_matches_seeds_and_skips_divergence():
-    a = [run(seed=0, valid_acc=0.91), run(seed=1, valid_acc=0.93), run(seed=2, valid_acc=0.95)]
-    b = [run(seed=1, valid_acc=0.92), run(seed=0, valid_acc=0.90), {**run(seed=2), "diverged": True, "final": None}]
-    d = A.paired(a, b)
-    assert d["n"] == 2 and d["mean"] == pytest.approx(0.01)  # seeds 0 and 1 only, matched by seed
+def test_bootstrap_counts_image_sampling():
+    """Seeds that agree on every image: the interval is the binomial one of the images alone."""
+    images = bernoulli(0.9, 4000, 0)
+    a = images.repeat(5, 1)
+    ci = A.mean_interval(a)
+    se = math.sqrt(images.mean() * (1 - images.mean()) / 4000)
+    assert ci["mean"] == pytest.approx(images.mean().item())
+    assert (ci["hi"] - ci["lo"]) / 2 == pytest.approx(1.96 * se, rel=0.15)
+    assert ci["seeds"] == 5 and ci["images"] == 4000
 
 
-def test_mcnemar_counts_discordant_images_and_its_exact_p():
-    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])
-    a = [0, 1, 2, 3, 4, 5, 0, 0]  # right on 0-5
-    b = [0, 1, 2, 0, 0, 0, 6, 0]  # right on 0-2 and 6
-    m = A.mcnemar(a, b, labels)
-    assert (m["a_only"], m["b_only"]) == (3, 1)
-    assert m["p"] == pytest.approx(2 * (1 + 4) / 16)  # two-sided tail of Binomial(4, 1/2) at 1
-    assert A.mcnemar(a, a, labels)["p"] == 1.0
-    ten = A.mcnemar(list(range(10)), [(d + 1) % 10 for d in range(10)], torch.arange(10))
-    assert (ten["a_only"], ten["b_only"]) == (10, 0) and ten["p"] == pytest.approx(2 / 2**10)
+def test_bootstrap_counts_training_randomness():
+    """Images that every seed scores alike: the interval is the seeds' alone (drawing 5 seeds again)."""
+    levels = torch.tensor([0.90, 0.92, 0.94, 0.96, 0.98], dtype=torch.float64)
+    a = levels.unsqueeze(1).repeat(1, 300)
+    ci = A.mean_interval(a)
+    assert ci["mean"] == pytest.approx(0.94)
+    assert 0.90 < ci["lo"] < 0.93 and 0.95 < ci["hi"] < 0.98  # the mean of 5 seeds drawn from these
 
 
-def test_binomial_standard_error():
-    assert A.binomial_se(0.9, 100) == pytest.approx(0.03)
+def test_bootstrap_is_deterministic_and_exact_for_constants():
+    a = torch.stack([bernoulli(0.8, 500, s) for s in range(3)])
+    assert A.mean_interval(a) == A.mean_interval(a.clone())
+    flat = A.mean_interval(torch.full((3, 50), 0.25))
+    assert flat["lo"] == pytest.approx(0.25) and flat["hi"] == pytest.approx(0.25)
 
 
-# --- the sweep -------------------------------------------------------------------------------------
+def test_paired_difference_cancels_what_two_settings_share():
+    """b is a with 1% of the images flipped from wrong to right, on every seed: paired, the difference
+    is exactly known and the interval is narrow; the same accuracies unpaired would not be."""
+    a = torch.stack([bernoulli(0.9, 5000, s) for s in range(5)])
+    b = a.clone()
+    b[:, :50] = 1.0
+    a[:, :50] = 0.0
+    d = A.difference(b, a)
+    assert d["mean"] == pytest.approx(0.01) and d["verdict"] == "supported"
+    assert d["hi"] - d["lo"] < 0.01
+    unpaired = A.group_difference(torch.cat([b, a], 1), torch.arange(10_000) < 5000, torch.arange(10_000) >= 5000)
+    assert unpaired["mean"] == pytest.approx(0.01) and unpaired["hi"] - unpaired["lo"] > 2 * (d["hi"] - d["lo"])
+    same = A.difference(a, a)
+    assert same["mean"] == 0 and same["verdict"] == "within noise"
+
+
+def test_group_difference_of_per_seed_groups():
+    values = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
+    in_a = torch.tensor([[True, True, False, False], [True, False, False, False]])
+    d = A.group_difference(values, in_a, ~in_a)  # a: 3 cells, all 1; b: 5 cells, one 1
+    assert d["mean"] == pytest.approx(1 - 1 / 5)
+
+
+def test_compare_pairs_by_seed_and_skips_divergence():
+    labels = torch.tensor([0, 1, 2, 3])
+    a = [{**run(seed=s), "valid_pred": [0, 1, 2, 3]} for s in (0, 1, 2)]
+    b = [{**run(seed=1), "valid_pred": [0, 1, 9, 9]}, {**run(seed=0), "valid_pred": [0, 1, 2, 9]},
+         {**run(seed=2), "diverged": True, "final": None}]
+    d = A.compare(a, b, "valid", labels)
+    assert d["seeds"] == 2 and d["mean"] == pytest.approx(1 - (0.5 + 0.75) / 2)
+    assert A.accuracy_interval(a, "valid", labels)["mean"] == 1.0
 
 
 def sweep_run(lr, epochs, seed, acc, loss=0.3, hidden=(30,), diverged=False):
     r = run(hidden, seed, acc, loss, lr=lr, epochs=epochs)
     return {**r, "diverged": diverged, "final": None if diverged else r["final"]}
+
+
+def test_plateau_holds_the_settings_the_interval_cannot_tell_from_the_best():
+    labels = torch.zeros(2000, dtype=torch.long)
+
+    def setting(lr, first, wrong):  # three seeds wrong on `wrong` images from image `first` on
+        preds = [0] * first + [1] * wrong + [0] * (2000 - first - wrong)
+        return [{**sweep_run(lr, 10, s, 1 - wrong / 2000), "valid_pred": preds} for s in range(3)]
+
+    sweep = setting(0.1, 0, 100) + setting(0.3, 50, 96) + setting(1.0, 0, 300)
+    top = A.plateau(sweep, "784-30-10 ReLU", labels)
+    assert top["best_setting"] == (0.3, 10) and top["best"] == pytest.approx(0.952)
+    assert top["settings"] == [(0.1, 10), (0.3, 10)]  # 50 against 46 images: within noise; 1.0 is far worse
 
 
 def test_choose_averages_over_seeds_instead_of_trusting_seed_0():
@@ -162,16 +208,6 @@ def test_best_setting_breaks_exact_ties_by_loss_then_by_the_cheaper_setting():
     assert best_setting(runs, ("lr", "epochs")) == (0.1, 20)
     assert best_setting(runs[::-1], ("lr", "epochs")) == (0.1, 20)
     assert best_setting([sweep_run(1.0, 5, 0, 0.5, diverged=True)], ("lr",)) is None
-
-
-def test_plateau_is_everything_within_one_standard_error_of_the_best():
-    sweep = [sweep_run(lr, 10, 0, acc) for lr, acc in ((0.01, 0.80), (0.1, 0.88), (0.3, 0.90), (1.0, 0.871))]
-    top = A.plateau(sweep, "784-30-10 ReLU", n_valid=100)  # se of 0.9 on 100 images: 0.03
-    assert top["best"] == 0.9 and top["width"] == pytest.approx(0.03)
-    assert top["settings"] == [(0.1, 10), (0.3, 10), (1.0, 10)]
-
-
-# --- weights, read back ------------------------------------------------------------------------------
 
 
 def trained_like(hidden=(3,), bias=True, seed=0):
@@ -269,63 +305,6 @@ def test_per_digit_accuracy_and_error_pairs_from_confusion_matrices():
 # --- the regression's hedging ---------------------------------------------------------------------
 
 
-def test_residuals_remove_the_fitted_line_and_offsets_show_a_pull():
-    labels = torch.tensor([0, 0, 4, 4, 9, 9])
-    shrunk = {"valid_output": [1.0, 1.0, 4.2, 4.2, 8.2, 8.2]}  # a line of slope 0.8 through 1 at 0
-    assert A.fitted_line(shrunk, labels) == pytest.approx((1.0, 0.8))
-    assert A.residuals(shrunk, labels).abs().max() < 1e-12
-    pulled = {"valid_output": [1.0, 1.0, 5.2, 3.2, 8.2, 8.2]}
-    assert A.digit_offsets(pulled, labels)[4] == pytest.approx(0.0)  # one up, one down: no mean pull
-
-
-def test_look_alikes_ignore_the_diagonal():
-    conf = torch.eye(10) * 100
-    conf[4, 9], conf[9, 4], conf[1, 7] = 5, 7, 3
-    partner = A.look_alikes(conf)
-    assert partner[4] == 9 and partner[9] == 4 and partner[1] == 7
-
-
-def test_mirror_counts_towards_the_partner_against_the_same_distance_away():
-    labels = torch.tensor([4] * 4 + [0] * 4 + [9] * 4)
-    out = [6.0, 6.5, 2.0, 4.0, 0, 0, 0, 0, 9, 9, 9, 9]  # relative to the fitted line at 4: +2, +2.5, -2, 0
-    r = {"valid_output": out}
-    a, b = A.fitted_line(r, labels)
-    partner = [9] * 10
-    partner[9] = 4
-    four = A.mirror(r, labels, partner)[4]
-    fitted4 = a + 4 * b
-    expected_toward = sum(1.5 <= v - fitted4 <= 3.5 for v in out[:4])
-    expected_away = sum(1.5 <= fitted4 - v <= 3.5 for v in out[:4])
-    assert (four["toward"], four["away"]) == (expected_toward, expected_away)
-    assert four["partner"] == 9
-
-
-def test_midpoint_rates_and_the_same_distance_baseline():
-    labels = torch.tensor([4, 9, 0, 5, 1, 6, 2, 7, 3, 8])
-    rates = A.midpoint_rates({"valid_output": [6.5, 6.0, 0.0, 2.5, 3.5, 6.0, 4.0, 4.5, 3.0, 8.0]}, labels)
-    assert rates[(4, 9)] == 1.0 and rates[(0, 5)] == 0.5 and rates[(1, 6)] == 0.5 and rates[(2, 7)] == 1.0
-    base = A.same_distance_baseline(rates, (4, 9), [(4, 9)])
-    others = [v for (a, b), v in rates.items() if b - a == 5 and (a, b) != (4, 9)]
-    assert base == pytest.approx(sum(others) / len(others))
-
-
-def test_lean_counts_outputs_on_the_runner_up_side_of_their_digits_median():
-    labels = torch.tensor([4] * 5 + [0, 9])
-    probs = torch.zeros(7, 10)
-    cases = [(9, 0.4), (9, 0.3), (1, 0.3), (9, 0.001), (None, 0.0)]  # runner-up and its probability, for the 4s
-    for i, (runner, p) in enumerate(cases):
-        probs[i, 4] = 1 - p
-        if runner is not None:
-            probs[i, runner] = p
-    probs[5, 0], probs[6, 9] = 1.0, 1.0
-    out = [4.8, 4.9, 4.7, 3.0, 4.5, 0.0, 9.0]  # the 4s' median is 4.7: up, up, level, down, down
-    le = A.lean({"valid_output": out}, labels, probs)
-    # unsure: the first three; towards 9 means above 4.7 (two), towards 1 below it (the third is at it)
-    assert le["unsure"]["n"] == 3 and le["unsure"]["lean"] == pytest.approx(2 / 3)
-    assert le["unsure"]["shift"] == pytest.approx(0.1)  # median of +0.1, +0.2, 0.0
-    assert le["unsure"]["p"] == pytest.approx(4 / 8)  # P(at least 2 of 3 heads)
-
-
 def test_onehot_sums():
     r = {"weights": [{"weight": torch.zeros(10, 784).tolist(), "bias": [0.1] * 10}]}
     assert A.onehot_sums(r, torch.rand(5, 784)) == pytest.approx((1.0, 0.0))
@@ -363,12 +342,88 @@ def test_dead_trace_averages_shared_steps():
     assert A.first_step_reaching(steps, shares, 0.5) == 2 and A.first_step_reaching(steps, shares, 1.0) is None
 
 
-def test_at_chosen_rate_keeps_the_main_series():
-    runs = [run((h,), s, lr=0.3) for h in (4, 8, 30) for s in (0, 1)] + [run((4,), s, lr=0.1) for s in (0, 1)]
-    assert {r["config"]["lr"] for r in A.at_chosen_rate(runs)} == {0.3}
-    assert len(A.at_chosen_rate(runs)) == 6
-
-
 def test_markdown_escapes_pipes_inside_cells():
     line = tables.markdown(["max |ours − autograd|"], [["1e-16"]]).splitlines()[0]
     assert line == "| max \\|ours − autograd\\| |"
+
+
+# --- baselines, calibration, early stopping, ablation -------------------------------------------------
+
+
+def test_nearest_mean_labels_each_image_by_the_closest_class_mean():
+    train = type("S", (), {"x": torch.cat([torch.full((2, 784), d / 10) for d in range(10)]),
+                           "y": torch.arange(10).repeat_interleave(2)})()
+    split = type("S", (), {"x": torch.stack([torch.full((784,), 0.31), torch.full((784,), 0.88)])})()
+    assert A.nearest_mean(train, split).tolist() == [3, 9]
+
+
+def test_calibration_bins_confidence_against_accuracy():
+    probs = torch.zeros(4, 10)
+    probs[0, 1], probs[1, 2], probs[2, 3], probs[3, 4] = 0.95, 0.95, 0.55, 0.55
+    probs[0, 0], probs[1, 0], probs[2, 0], probs[3, 0] = 0.05, 0.05, 0.45, 0.45
+    labels = torch.tensor([1, 0, 3, 0])  # right, wrong at 0.95; right, wrong at 0.55
+    c = A.calibration(probs, labels)
+    top, middle = c["bins"][9], c["bins"][5]
+    assert (top["n"], top["accuracy"], top["confidence"]) == (2, 0.5, pytest.approx(0.95))
+    assert (middle["n"], middle["accuracy"]) == (2, 0.5)
+    assert c["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.05)
+    assert c["confidence"] == pytest.approx(0.75) and c["accuracy"] == 0.5
+    assert c["confident_errors"] == 0.5  # one of the two errors at 0.95
+    over = A.overconfidence(probs, labels)
+    assert over.mean().item() == pytest.approx(c["confidence"] - c["accuracy"])
+
+
+def test_seen_by_subset_matches_images_by_digit_folder_and_file():
+    full = ("/data/testing/3/10.png", "/data/testing/3/11.png", "/data/testing/4/10.png")
+    subset = ("/elsewhere/mnist_png/testing/3/10.png", "/elsewhere/mnist_png/testing/4/99.png")
+    assert A.seen_by_subset(full, subset).tolist() == [True, False, False]
+
+
+def test_ablation_of_an_unused_unit_changes_nothing():
+    _, r = trained_like((3,))
+    w2 = torch.tensor(r["weights"][1]["weight"])
+    w2[:, 1] = 0.0  # unit 1 feeds nothing
+    r["weights"][1]["weight"] = w2.tolist()
+    gen = torch.Generator().manual_seed(3)
+    split = type("S", (), {"x": torch.rand(40, 784, generator=gen), "y": torch.randint(10, (40,), generator=gen)})()
+    out = A.ablation(r, split)
+    assert out["loss"][1] == 0 and out["acc"][1] == 0
+    params = A.layers(r)
+    params[1][0][:, 0] = 0.0  # switching unit 0 off by hand gives the change ablation reports for it
+    logits, _ = A.forward(params, split.x)
+    base, _ = A.forward(A.layers(r), split.x)
+    def loss(z):
+        return -z.double().log_softmax(1)[torch.arange(40), split.y].mean()
+    assert out["loss"][0].item() == pytest.approx((loss(logits) - loss(base)).item(), abs=1e-6)
+
+
+def test_lean_marks_outputs_on_the_runner_up_side_of_their_digits_median():
+    labels = torch.tensor([4] * 5 + [0, 9])
+    probs = torch.zeros(7, 10)
+    cases = [(9, 0.4), (9, 0.3), (1, 0.3), (9, 0.001), (None, 0.0)]  # runner-up and its probability, for the 4s
+    for i, (runner, p) in enumerate(cases):
+        probs[i, 4] = 1 - p
+        if runner is not None:
+            probs[i, runner] = p
+    probs[5, 0], probs[6, 9] = 1.0, 1.0
+    out = [4.8, 4.9, 4.7, 3.0, 4.5, 0.0, 9.0]  # the 4s' median is 4.7: up, up, level, down, down
+    le = A.lean({"valid_output": out}, labels, probs)
+    assert le["unsure"].tolist() == [True, True, True, False, False, False, False]
+    assert le["toward"][:3].tolist() == [True, True, False]  # towards 9 is up, towards 1 down (level: no)
+    assert le["shift"][:3].tolist() == pytest.approx([0.1, 0.2, 0.0])
+    assert le["sure"][3] and le["toward"][3].item() is False  # runner-up 9 at 0.001, output below the median
+
+
+def test_at_own_rate_tunes_each_width():
+    runs = [run((h,), s, valid_acc=acc, lr=lr) for h, lr, acc in ((8, 0.1, 0.9), (8, 0.3, 0.8), (64, 0.1, 0.9),
+                                                               (64, 0.3, 0.95)) for s in (0, 1)]
+    own = A.at_own_rate(runs)
+    assert {h: {r["config"]["lr"] for r in g} for h, g in own.items()} == {8: {0.1}, 64: {0.3}}
+    assert len(A.at_rate(runs, 0.1)) == 4
+
+
+def test_stop_epoch_is_the_lowest_validation_loss_after_training_starts():
+    from mnist_scratch.experiments import stop_epoch
+
+    assert stop_epoch({"history": {"valid_loss": [0.1, 0.5, 0.3, 0.3, 0.4]}}) == 2  # epoch 0 never counts; first of a tie
+    assert stop_epoch({"history": {"valid_loss": [2.3, 0.5]}}) == 1

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from mnist_scratch import data, modules
 from mnist_scratch.modules import CrossEntropy, Linear, mlp
+from mnist_scratch.errors import UserError
+from mnist_scratch.objectives import objective
 from mnist_scratch.sgd import SGD
 from mnist_scratch.train import RunConfig, batches, generators, train
 
@@ -383,3 +385,29 @@ def test_same_config_gives_identical_runs(splits):
     a, b = train(cfg, splits), train(cfg, splits)
     assert a["history"] == b["history"]
     assert a["final"] == b["final"] and a["valid_pred"] == b["valid_pred"]
+
+
+def test_a_run_stopped_early_is_the_start_of_the_full_run(splits):
+    """`stop_after` ends the run after that epoch with the learning rate still falling as for `epochs`:
+    its history is the full run's up to there, unlike a shorter run, whose rate falls faster."""
+    full = train(RunConfig(hidden=(30,), epochs=3, max_train=500), splits)
+    stopped = train(RunConfig(hidden=(30,), epochs=3, max_train=500, stop_after=1), splits)
+    shorter = train(RunConfig(hidden=(30,), epochs=1, max_train=500), splits)
+    for key in ("train_loss", "valid_loss", "valid_acc", "test_loss", "test_acc"):
+        assert stopped["history"][key] == full["history"][key][:2], key
+    assert stopped["history"]["step_loss"] == full["history"]["step_loss"][: len(stopped["history"]["step_loss"])]
+    assert stopped["final"]["valid"]["loss"] == full["history"]["valid_loss"][1]
+    assert shorter["history"]["valid_loss"][1] != stopped["history"]["valid_loss"][1]
+    assert RunConfig(epochs=3, stop_after=3) == RunConfig(epochs=3)  # stopping at the end is no early stop
+    for bad in (0, 4, 1.5):
+        with pytest.raises(UserError, match="stop_after"):
+            RunConfig(epochs=3, stop_after=bad)
+
+
+@pytest.mark.parametrize("name", ["mse-digit", "mse-shuffled"])
+def test_a_regression_target_predicts_its_own_digit(name):
+    obj = objective(name)
+    digits = torch.arange(10)
+    assert torch.equal(obj.predict(obj.targets(digits, torch.float32)), digits)
+    values = obj.targets(digits, torch.float32).squeeze(1)
+    assert sorted(values.tolist()) == list(range(10))  # the digits' own values, shuffled or not

@@ -221,6 +221,7 @@ ONE_FIELD_CHANGES = [
     ("objective", "mse-digit"),
     ("dataset", "full"),
     ("max_train", 1000),
+    ("stop_after", 8),
 ]
 
 
@@ -1075,7 +1076,7 @@ def test_tiny_experiment_runs_end_to_end(name, tiny_cache, monkeypatch):
         check_result(cfg, r)
         assert results.load(cfg) == r  # every result is cached
     if name == "mse-regression":
-        assert {c.objective for c in cfgs} == {"cross-entropy", "mse-digit", "mse-digit-std", "mse-onehot"}
+        assert {c.objective for c in cfgs} == {"cross-entropy", "mse-digit", "mse-digit-std", "mse-shuffled", "mse-onehot"}
     if name == "full-mnist":
         assert {c.dataset for c in cfgs} == {"full"}
 

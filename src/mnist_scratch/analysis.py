@@ -1,7 +1,8 @@
 """Numbers the report states, computed from run results (lists of result dicts)."""
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
+from pathlib import Path
 from statistics import mean, stdev
 
 import torch
@@ -118,11 +119,20 @@ def regression_outputs(run: dict, labels: torch.Tensor) -> dict[int, list[float]
     return dict(sorted(out.items()))
 
 
-def error_distance(run: dict, labels: torch.Tensor) -> dict[str, float]:
-    """Among wrong predictions: the share off by one digit, and the mean |predicted - true|."""
+def error_distance(run: dict, labels: torch.Tensor, values=range(10)) -> dict[str, float]:
+    """Among wrong predictions: the share off by one and the mean |predicted - true|, measured between
+    the digits' `values` (the digits themselves by default; a shuffled control's targets otherwise)."""
     preds = torch.tensor(run["valid_pred"])
     wrong = preds != labels
-    dist = (preds[wrong] - labels[wrong]).abs().double()
+    value = torch.tensor(list(values))
+    dist = (value[preds[wrong]] - value[labels[wrong]]).abs().double()
+    return {"off_by_one": (dist == 1).double().mean().item(), "mean_distance": dist.mean().item()}
+
+
+def even_errors() -> dict[str, float]:
+    """`error_distance` of errors spread evenly over the nine other digits: the baseline that says
+    whether a model's errors follow the number line at all."""
+    dist = torch.tensor([abs(a - b) for a in range(10) for b in range(10) if a != b], dtype=torch.float64)
     return {"off_by_one": (dist == 1).double().mean().item(), "mean_distance": dist.mean().item()}
 
 
@@ -133,93 +143,120 @@ def second_choice_right(run: dict, labels: torch.Tensor) -> float:
     return (second[wrong] == labels[wrong]).double().mean().item()
 
 
-def shrinkage(run: dict, labels: torch.Tensor) -> dict[str, float]:
-    """Least-squares slope of output on true digit (1 = no hedging), and the mean outputs for 0 and 9."""
-    out = torch.tensor(run["valid_output"], dtype=torch.float64)
-    y = labels.double()
-    slope = ((y - y.mean()) * (out - out.mean())).sum() / ((y - y.mean()) ** 2).sum()
-    return {"slope": slope.item(), "mean_for_0": out[y == 0].mean().item(), "mean_for_9": out[y == 9].mean().item()}
-
-
-def in_between(run: dict, labels: torch.Tensor, pairs=((4, 9), (3, 8), (1, 7))) -> list[dict]:
-    """Validation images of the pairs that the single-number model predicts half-way between.
-
-    For a pair (a, b): the true a's and b's whose output lies within 1 of the midpoint (a 4 or a 9
-    predicted near 6.5), closest first. Landing there is not by itself evidence of hedging between
-    the pair: see `midpoint_rates` and `lean`.
-    """
-    found = []
-    for a, b in pairs:
-        mid = (a + b) / 2
-        for i, (y, v) in enumerate(zip(labels.tolist(), run["valid_output"])):
-            if y in (a, b) and abs(v - mid) < 1:
-                found.append({"index": i, "true": y, "output": v, "pair": (a, b), "gap": abs(v - mid)})
-    return sorted(found, key=lambda f: f["gap"])
-
-
 def pair_loss_ratio(a: int, b: int, c: int) -> float:
     """How many times more squared error predicting `b` costs than predicting `c` for a true `a`."""
     return (b - a) ** 2 / (c - a) ** 2
 
 
-# --- statistics: what a difference over seeds, or over images, supports ----------------------------
-
-
-def t_quantile(df: int, q: float = 0.975) -> float:
-    """The q-quantile of Student's t distribution with `df` degrees of freedom."""
-    from scipy.stats import t  # imported here: only the report's comparisons need it
-
-    return float(t.ppf(q, df))
-
+# --- statistics: one interval, counting the seeds and the images together ---------------------------
 
 LEVEL = 0.95  # of every interval in the report
+REPLICATES = 2000  # bootstrap draws per interval
+CHUNK = 250  # draws computed at once (bounds memory on 10,000 images)
 
 
-def interval(values: list[float], level: float = LEVEL) -> dict:
-    """Mean of `values` with its two-sided t-interval (n - 1 degrees of freedom); the verdict is
-    "supported" when the interval excludes 0, else "within noise"."""
-    n = len(values)
-    m, s = spread(values)
-    half = t_quantile(n - 1, (1 + level) / 2) * s / math.sqrt(n) if n > 1 else math.inf
-    lo, hi = m - half, m + half
-    return {"mean": m, "lo": lo, "hi": hi, "n": n, "positive": sum(v > 0 for v in values),
+def bootstrap(statistic, *matrices: torch.Tensor, strata: torch.Tensor | None = None, level: float = LEVEL,
+              replicates: int = REPLICATES, seed: int = 0) -> dict:
+    """A statistic of per-image values over seeds, with a percentile interval that counts both sources
+    of chance: the training run (the seed) and the images the values were measured on.
+
+    Each matrix is S x N, a value per seed (row; the same seeds in the same order in every matrix)
+    and image (column; the same images). One replicate draws S seeds and N images with replacement
+    (the images within each stratum, when `strata` gives each image's), weights every cell by how
+    often its seed and its image were drawn, and sums each matrix so; `statistic(*sums)` turns those
+    sums into the replicate's value. Two settings measured on the same images with the same seeds
+    are paired: they get the same draws. The point estimate is `statistic` of the plain sums. The
+    draws come from a generator seeded with `seed`, so the interval is the same on every run.
+    """
+    ms = [torch.as_tensor(m, dtype=torch.float64) for m in matrices]
+    ms = [m.unsqueeze(0) if m.dim() == 1 else m for m in ms]
+    n_seeds, n_images = ms[0].shape
+    if any(m.shape != (n_seeds, n_images) for m in ms):
+        raise ValueError(f"matrices of different shapes: {[tuple(m.shape) for m in ms]}")
+    gen = torch.Generator().manual_seed(seed)
+    groups = [torch.arange(n_images)] if strata is None else [(strata == k).nonzero().squeeze(1) for k in strata.unique()]
+    draws = []
+    for start in range(0, replicates, CHUNK):
+        rows = min(CHUNK, replicates - start)
+        w = _counts(gen, rows, n_seeds)
+        v = torch.zeros(rows, n_images, dtype=torch.float64)
+        for members in groups:
+            v[:, members] = _counts(gen, rows, len(members))
+        draws.append(statistic(*(((w @ m) * v).sum(1) for m in ms)))
+    draws = torch.cat(draws)
+    lo, hi = torch.quantile(draws, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
+    estimate = float(statistic(*(m.sum().reshape(1) for m in ms)))
+    return {"mean": estimate, "lo": lo, "hi": hi, "seeds": n_seeds, "images": n_images,
             "verdict": "supported" if lo > 0 or hi < 0 else "within noise"}
+
+
+def _counts(gen: torch.Generator, rows: int, n: int) -> torch.Tensor:
+    """rows x n: how often each of n items was drawn, in each of `rows` draws of n with replacement."""
+    picks = torch.randint(n, (rows, n), generator=gen)
+    return torch.zeros(rows, n, dtype=torch.float64).scatter_add_(1, picks, torch.ones(rows, n, dtype=torch.float64))
+
+
+def mean_interval(a: torch.Tensor, **kw) -> dict:
+    """The mean of an S x N matrix (an accuracy, from 0/1 values) with its interval."""
+    return bootstrap(lambda total, count: total / count, a, torch.ones_like(torch.as_tensor(a, dtype=torch.float64)), **kw)
+
+
+def difference(a: torch.Tensor, b: torch.Tensor, **kw) -> dict:
+    """Mean of a minus mean of b, paired: the same seeds (rows) and the same images (columns)."""
+    a = torch.as_tensor(a, dtype=torch.float64)
+    return mean_interval(a - torch.as_tensor(b, dtype=torch.float64), **kw)
+
+
+def group_difference(values: torch.Tensor, in_a: torch.Tensor, in_b: torch.Tensor, **kw) -> dict:
+    """Mean of `values` (S x N) over the cells in group a minus over those in group b (boolean masks,
+    S x N, or N when the groups are sets of images: the images are then drawn within each group)."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    if torch.as_tensor(in_a).dim() == 1:
+        kw.setdefault("strata", torch.as_tensor(in_a).long() + 2 * torch.as_tensor(in_b).long())
+    in_a, in_b = (torch.as_tensor(m, dtype=torch.float64).expand_as(values) for m in (in_a, in_b))
+    return bootstrap(lambda sa, na, sb, nb: sa / na - sb / nb, values * in_a, in_a, values * in_b, in_b, **kw)
 
 
 def by_seed(runs: list[dict]) -> dict[int, dict]:
     return {r["config"]["seed"]: r for r in runs if not r["diverged"]}
 
 
-def paired(runs_a: list[dict], runs_b: list[dict], split: str = "valid", metric: str = "acc") -> dict:
-    """`interval` of the per-seed differences a - b of a final metric, over the seeds both have."""
-    a, b = by_seed(runs_a), by_seed(runs_b)
-    seeds = sorted(a.keys() & b.keys())
-    return interval([a[s]["final"][split][metric] - b[s]["final"][split][metric] for s in seeds])
+def correct(runs: list[dict], split: str, labels: torch.Tensor, seeds: list[int] | None = None) -> torch.Tensor:
+    """S x N: 1 where a seed's run labels an image of `split` ("valid" or "test") right, one row per
+    seed in `seeds` (default: every seed that did not diverge, in order)."""
+    runs = by_seed(runs)
+    seeds = sorted(runs) if seeds is None else seeds
+    return torch.stack([(torch.tensor(runs[s][f"{split}_pred"]) == labels).double() for s in seeds])
 
 
-def mcnemar(pred_a: list[int], pred_b: list[int], labels: torch.Tensor) -> dict:
-    """McNemar's exact test of two classifiers on the same images.
-
-    `a_only`: images a gets right and b wrong; `b_only`: the reverse. Under "equally accurate" each
-    discordant image is a fair coin, so p is the two-sided binomial tail of min(a_only, b_only).
-    """
-    right_a = torch.tensor(pred_a) == labels
-    right_b = torch.tensor(pred_b) == labels
-    a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
-    n, k = a_only + b_only, min(a_only, b_only)
-    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
-    return {"a_only": a_only, "b_only": b_only, "p": p}
+def shared_seeds(*groups: list[dict]) -> list[int]:
+    """The seeds every group has a run of that did not diverge, in order."""
+    return sorted(set.intersection(*(set(by_seed(g)) for g in groups)))
 
 
-def mcnemar_by_seed(runs_a: list[dict], runs_b: list[dict], labels: torch.Tensor, split: str = "test") -> list[dict]:
-    """`mcnemar` on the held-out predictions of each seed both settings have."""
-    a, b = by_seed(runs_a), by_seed(runs_b)
-    return [mcnemar(a[s][f"{split}_pred"], b[s][f"{split}_pred"], labels) for s in sorted(a.keys() & b.keys())]
+def accuracy_interval(runs: list[dict], split: str, labels: torch.Tensor) -> dict:
+    """A setting's accuracy on `split` with its interval over seeds and images."""
+    return mean_interval(correct(runs, split, labels))
 
 
-def binomial_se(p: float, n: int) -> float:
-    """Standard error of an accuracy p measured on n images: the image-sampling error a seed spread omits."""
-    return math.sqrt(p * (1 - p) / n)
+def compare(runs_a: list[dict], runs_b: list[dict], split: str, labels: torch.Tensor) -> dict:
+    """Accuracy of a minus b on `split`, paired by seed and image, with its interval."""
+    seeds = shared_seeds(runs_a, runs_b)
+    return difference(correct(runs_a, split, labels, seeds), correct(runs_b, split, labels, seeds))
+
+
+def image_losses(runs: list[dict], split, seeds: list[int] | None = None) -> torch.Tensor:
+    """S x N: each seed's cross-entropy loss on every image of `split` (a Split), from recorded weights."""
+    runs = by_seed(runs)
+    seeds = sorted(runs) if seeds is None else seeds
+    rows = torch.arange(len(split.y))
+    return torch.stack([-probabilities(runs[s], split.x)[rows, split.y].double().log() for s in seeds])
+
+
+def compare_loss(runs_a: list[dict], runs_b: list[dict], split) -> dict:
+    """Mean cross-entropy loss of a minus b on `split` (a Split), paired by seed and image."""
+    seeds = shared_seeds(runs_a, runs_b)
+    return difference(image_losses(runs_a, split, seeds), image_losses(runs_b, split, seeds))
 
 
 # --- the sweep: settings, their mean over seeds, and the plateau around the best ------------------
@@ -238,17 +275,15 @@ def settings(sweep: list[dict], model: str) -> dict[tuple[float, int], dict]:
     return out
 
 
-def plateau(sweep: list[dict], model: str, n_valid: int) -> dict:
-    """The settings whose mean validation accuracy is within one binomial standard error of the best's.
-
-    One standard error of an accuracy on `n_valid` images is what a different draw of validation
-    images alone would move it by: settings closer than that are not told apart by this split.
-    """
-    table = settings(sweep, model)
-    best = max((v["acc"] for v in table.values() if v["acc"] is not None))
-    width = binomial_se(best, n_valid)
-    inside = sorted(k for k, v in table.items() if v["acc"] is not None and v["acc"] >= best - width)
-    return {"best": best, "width": width, "settings": inside}
+def plateau(sweep: list[dict], model: str, labels: torch.Tensor) -> dict:
+    """The settings of `model` the validation split cannot tell from the best: those whose paired
+    difference in accuracy from the best setting (the highest mean) has an interval that includes 0.
+    `labels` are the validation split's."""
+    groups = by([r for r in sweep if model_name(r) == model], "lr", "epochs")
+    ok = {k: g for k, g in groups.items() if not any(r["diverged"] for r in g)}
+    best = max(ok, key=lambda k: mean(final(ok[k], "valid", "acc")))
+    inside = sorted(k for k, g in ok.items() if k == best or compare(ok[best], g, "valid", labels)["lo"] <= 0)
+    return {"best": mean(final(ok[best], "valid", "acc")), "best_setting": best, "settings": inside}
 
 
 # --- the trained weights ---------------------------------------------------------------------------
@@ -373,7 +408,7 @@ def first_step_reaching(steps: list[int], shares: list[float], level: float) -> 
     return next((s for s, v in zip(steps, shares) if v >= level), None)
 
 
-# --- the single-number regression: what "hedging" survives --------------------------------------
+# --- the single-number regression: does it lean towards a look-alike? ------------------------------
 
 
 def fitted_line(run: dict, labels: torch.Tensor) -> tuple[float, float]:
@@ -383,88 +418,27 @@ def fitted_line(run: dict, labels: torch.Tensor) -> tuple[float, float]:
     return (out.mean() - slope * y.mean()).item(), slope.item()
 
 
-def residuals(run: dict, labels: torch.Tensor) -> torch.Tensor:
-    """Each output minus the fitted line at its true digit: what is left after the shrinkage every
-    unsure squared-error predictor shows."""
-    a, b = fitted_line(run, labels)
-    return torch.tensor(run["valid_output"], dtype=torch.float64) - (a + b * labels.double())
-
-
-def digit_offsets(run: dict, labels: torch.Tensor) -> list[float]:
-    """Per true digit, the mean residual from the fitted line."""
-    r = residuals(run, labels)
-    return [r[labels == d].mean().item() for d in range(10)]
-
-
-def look_alikes(conf: torch.Tensor) -> list[int]:
-    """Per digit, the digit a classifier most often mistakes it for (from its confusion matrix)."""
-    off = conf.clone().double()
-    off.fill_diagonal_(-1)
-    return off.argmax(1).tolist()
-
-
-MIRROR_BAND = (1.5, 3.5)  # distances from the fitted line: beyond rounding noise, short of the next digit but two
-
-
-def mirror(run: dict, labels: torch.Tensor, partner: list[int], near: float = MIRROR_BAND[0],
-           far: float = MIRROR_BAND[1]) -> list[dict]:
-    """Per digit: how many of its images land `near` to `far` from the fitted line towards its
-    look-alike `partner[d]`, against the same distance away from it."""
-    r = residuals(run, labels)
-    out = []
-    for d in range(10):
-        side = 1 if partner[d] > d else -1
-        mine = r[labels == d] * side
-        out.append({"digit": d, "partner": partner[d], "toward": int(((mine >= near) & (mine <= far)).sum()),
-                    "away": int(((mine <= -near) & (mine >= -far)).sum())})
-    return out
-
-
-def midpoint_rates(run: dict, labels: torch.Tensor, width: float = 1.0) -> dict[tuple[int, int], float]:
-    """For every pair a < b: the share of its a's and b's whose output lies within `width` of (a + b) / 2."""
-    out = torch.tensor(run["valid_output"])
-    rates = {}
-    for a in range(10):
-        for b in range(a + 1, 10):
-            mine = (labels == a) | (labels == b)
-            rates[(a, b)] = ((out[mine] - (a + b) / 2).abs() < width).double().mean().item()
-    return rates
-
-
-def same_distance_baseline(rates: dict[tuple[int, int], float], pair: tuple[int, int], exclude) -> float:
-    """The mean midpoint rate of the pairs as far apart as `pair`, leaving out the pairs in `exclude`."""
-    gap = pair[1] - pair[0]
-    others = [v for (a, b), v in rates.items() if b - a == gap and (a, b) not in exclude]
-    return mean(others)
-
-
 UNSURE, SURE = 0.1, 0.01  # the classifier's runner-up probability: unsure from, sure below
 
 
 def lean(run: dict, labels: torch.Tensor, probs: torch.Tensor, unsure: float = UNSURE, sure: float = SURE) -> dict:
-    """Does the regression lean towards the digit an independent classifier sees in the same image?
+    """Per image: does the regression lean towards the digit an independent classifier sees in it?
 
-    For each image, the classifier's runner-up (its most probable wrong digit) and that digit's
-    probability; the regression *leans* when its output lies on the runner-up's side of the median
-    output for the image's true digit (the median removes the shrinkage and any offset of the digit
-    as a whole). Counted for the images the classifier is unsure of (runner-up at least `unsure`)
-    and, as the baseline, those it is sure of (runner-up below `sure`), with the median shift
-    towards the runner-up; `spread` is the median distance of any output from its digit's median.
+    For each image, the classifier's runner-up (its most probable wrong digit, from `probs`); the
+    regression *leans* when its output lies on the runner-up's side of the median output for the
+    image's true digit (the median removes the shrinkage and any offset of the digit as a whole).
+    Returns N-vectors: `toward` (it leans), `unsure` (the runner-up has at least `unsure`), `sure`
+    (below `sure`: the baseline), `shift` (the output's distance from its digit's median, towards the
+    runner-up, in digits), and `spread`, the median distance of any output from its digit's median.
     """
     p = probs.clone()
     p[torch.arange(len(labels)), labels] = -1
     prob, runner = p.max(1)
     out = torch.tensor(run["valid_output"], dtype=torch.float64)
     medians = torch.stack([out[labels == d].median() if (labels == d).any() else out.new_tensor(0.0) for d in range(10)])
-    toward = torch.sign(out - medians[labels]) == torch.sign((runner - labels).double())
-    shift = (out - medians[labels]) * torch.sign((runner - labels).double())  # towards the runner-up, in digits
-    out = {"spread": (out - medians[labels]).abs().median().item()}
-    for name, mask in (("unsure", prob >= unsure), ("sure", prob < sure)):
-        n, k = int(mask.sum()), int((toward & mask).sum())
-        tail = sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n if n else 1.0  # one-sided: more than half
-        out[name] = {"n": n, "lean": k / n if n else math.nan, "p": tail,
-                     "shift": shift[mask].median().item() if n else math.nan}
-    return out
+    side = torch.sign((runner - labels).double())
+    return {"toward": torch.sign(out - medians[labels]) == side, "unsure": prob >= unsure, "sure": prob < sure,
+            "shift": (out - medians[labels]) * side, "spread": (out - medians[labels]).abs().median().item()}
 
 
 def onehot_sums(run: dict, x: torch.Tensor) -> tuple[float, float]:
@@ -508,12 +482,14 @@ def accuracy(params, split) -> float:
 # --- the report's comparisons ---------------------------------------------------------------------
 
 
-def at_chosen_rate(runs: list[dict]) -> list[dict]:
-    """The hidden-size runs at the rate chosen for 784-30-10 (the most common rate: the rate check
-    adds only a few narrow widths at other rates)."""
-    rates = Counter(r["config"]["lr"] for r in runs)
-    lr = rates.most_common(1)[0][0]
+def at_rate(runs: list[dict], lr: float) -> list[dict]:
+    """The runs trained at peak learning rate `lr`."""
     return [r for r in runs if r["config"]["lr"] == lr]
+
+
+def at_own_rate(runs: list[dict]) -> dict[int, list[dict]]:
+    """Per hidden size, the runs at the rate `best_setting` picks for that size (the tuning rule)."""
+    return {h[0]: at_rate(g, best_setting(g, ("lr",))[0]) for (h,), g in by(runs, "hidden").items()}
 
 
 def best_decay(runs: list[dict]) -> float:
@@ -521,15 +497,15 @@ def best_decay(runs: list[dict]) -> float:
     return best_setting(runs, ("weight_decay",))[0]
 
 
-def comparisons(baseline: list[dict], decay: list[dict], biases: list[dict], test_labels: torch.Tensor | None = None) -> list[dict]:
-    """The report's paired comparisons: per-seed differences in final accuracy with their 95%
-    t-intervals on the validation and held-out test splits, and (given the test labels) McNemar's
-    test per seed on the held-out predictions.
+def comparisons(baseline: list[dict], decay: list[dict], biases: list[dict], labels: dict[str, torch.Tensor]) -> list[dict]:
+    """The report's paired comparisons: the difference in accuracy a - b on the validation and the
+    held-out test split (`labels` holds each split's labels), each with its interval over seeds and
+    images, the two settings paired by seed and image.
 
     Two-layer against logistic regression; per model, the best weight decay (chosen on validation,
     so its validation difference is optimistic, the held-out one is not) against none; per model,
     biases against none. The settings of a pair share each seed's initialisation generator and
-    batch order.
+    batch order, and every image.
     """
     base = by(baseline, "hidden")
     pairs = [("784-30-10 − logistic", base[(TWO_LAYER,)], base[(LOGISTIC,)])]
@@ -539,13 +515,68 @@ def comparisons(baseline: list[dict], decay: list[dict], biases: list[dict], tes
     for name, runs in by_model(biases).items():
         groups = by(runs, "bias")
         pairs.append((f"bias − none, {SHORT[name]}", groups[(True,)], groups[(False,)]))
-    out = []
-    for label, a, b in pairs:
-        c = {"label": label, "a": a, "b": b, "valid": paired(a, b, "valid"), "test": paired(a, b, "test")}
-        if test_labels is not None:
-            c["mcnemar"] = mcnemar_by_seed(a, b, test_labels)
-        out.append(c)
-    return out
+    return [{"label": label, "a": a, "b": b, **{split: compare(a, b, split, y) for split, y in labels.items()}}
+            for label, a, b in pairs]
+
+
+# --- baselines, calibration, early stopping -------------------------------------------------------
+
+
+def nearest_mean(train, split) -> torch.Tensor:
+    """The "pixel similarity" baseline of fastai's book (ch. 4) for ten digits: each image of `split`
+    gets the digit whose mean training image is nearest (Euclidean distance). No training, no seed."""
+    return torch.cdist(split.x, class_means(train)).argmin(1)
+
+
+CONFIDENT = 0.9  # a prediction made with at least this probability is a confident one
+
+
+def calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict:
+    """How far a classifier's confidence (its top probability) can be taken at its word.
+
+    `probs` is N x 10 (or S x N x 10: several seeds' images, pooled). Per equal-width bin of
+    confidence: the images in it, their mean confidence and their accuracy. `ece`, the expected
+    calibration error: the bins' |accuracy - confidence| weighted by their share of the images.
+    `confidence` and `accuracy`: the means over all images. `confident_errors`: the share of the
+    wrong predictions made with confidence at least CONFIDENT.
+    """
+    probs, labels = probs.reshape(-1, probs.shape[-1]).double(), labels.reshape(-1)
+    conf, pred = probs.max(1)
+    right = (pred == labels).double()
+    which = (conf * bins).long().clamp(max=bins - 1)
+    table = []
+    for k in range(bins):
+        inside = which == k
+        n = int(inside.sum())
+        table.append({"lo": k / bins, "hi": (k + 1) / bins, "n": n,
+                      "confidence": conf[inside].mean().item() if n else math.nan,
+                      "accuracy": right[inside].mean().item() if n else math.nan})
+    ece = sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in table if b["n"]) / len(labels)
+    wrong = right == 0
+    return {"bins": table, "ece": ece, "confidence": conf.mean().item(), "accuracy": right.mean().item(),
+            "confident_errors": (conf[wrong] >= CONFIDENT).double().mean().item() if wrong.any() else math.nan}
+
+
+def seed_probabilities(runs: list[dict], x: torch.Tensor, seeds: list[int] | None = None) -> torch.Tensor:
+    """S x N x 10: each seed's softmax probabilities on `x`, from its recorded weights."""
+    runs = by_seed(runs)
+    return torch.stack([probabilities(runs[s], x) for s in (sorted(runs) if seeds is None else seeds)])
+
+
+def overconfidence(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per image (S x N): the top probability minus 1 if it is right, else minus 0. Its mean is the
+    mean confidence minus the accuracy: above 0, the classifier claims more than it achieves."""
+    conf, pred = probs.double().max(-1)
+    return conf - (pred == labels).double()
+
+
+# --- full MNIST: which testing images the subset had already used -----------------------------------
+
+
+def seen_by_subset(full_test_paths: tuple[str, ...], subset_paths: tuple[str, ...]) -> torch.Tensor:
+    """Per image of full MNIST's test split: True where the subset used it (as a validation image)."""
+    used = {Path(p).parts[-2:] for p in subset_paths}
+    return torch.tensor([Path(p).parts[-2:] in used for p in full_test_paths])
 
 
 def ambiguous(reg: dict, ce: dict, split, k: int = 12) -> list[dict]:
@@ -618,3 +649,23 @@ def unit_kinds(run: dict, train_x: torch.Tensor) -> list[str]:
         else:
             kinds.append("stroke" if coherence(m, ink) >= STROKE_FROM else "blob")
     return kinds
+
+
+def ablation(run: dict, split) -> dict[str, torch.Tensor]:
+    """Each first-layer hidden unit switched off in turn (its output set to 0 for every image of
+    `split`), from the recorded weights: per unit, the change in the mean cross-entropy loss and in
+    the accuracy. A unit the network does not use changes neither."""
+    (w1, b1), (w2, b2) = layers(run)
+    h = (split.x @ w1.T + (b1 if b1 is not None else 0)).clamp_min(0).double()  # N x H
+    w2 = w2.double()
+    out = h @ w2.T + (b2.double() if b2 is not None else 0)  # N x 10
+    rows = torch.arange(len(split.y))
+
+    def loss_acc(logits):  # (..., N, 10) -> loss and accuracy over the N images
+        logp = logits.log_softmax(-1)
+        return -logp[..., rows, split.y].mean(-1), (logits.argmax(-1) == split.y).double().mean(-1)
+
+    base_loss, base_acc = loss_acc(out)
+    off = out.unsqueeze(0) - h.T.unsqueeze(2) * w2.T.unsqueeze(1)  # H x N x 10: unit j's share removed
+    loss, acc = loss_acc(off)
+    return {"loss": loss - base_loss, "acc": acc - base_acc}

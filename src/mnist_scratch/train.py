@@ -73,6 +73,7 @@ class RunConfig:
     seed: int = 0
     dataset: str = "subset"
     max_train: int | None = None  # train on a fixed random sample of N images (quick checks in CI)
+    stop_after: int | None = None  # early stopping: end after this epoch, the schedule still spanning `epochs`
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -97,6 +98,10 @@ class RunConfig:
                 raise UserError(f"{name.replace('_', ' ')} must be a whole number {bounds}, got {value!r}")
         if self.max_train is not None and self.max_train < 1:
             raise UserError(f"max_train must be at least 1, got {self.max_train}")
+        if self.stop_after == self.epochs:  # stopping after the last epoch is no early stop: one config
+            object.__setattr__(self, "stop_after", None)
+        if self.stop_after is not None and not (isinstance(self.stop_after, int) and 1 <= self.stop_after < self.epochs):
+            raise UserError(f"stop_after must be a whole number from 1 to epochs ({self.epochs}), got {self.stop_after!r}")
         if self.objective not in OBJECTIVES:
             objective(self.objective)  # raises the message listing the valid names
         if self.schedule not in SCHEDULES:
@@ -247,7 +252,7 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         look(0)
         total_steps = cfg.epochs * math.ceil(len(train_split) / cfg.batch_size)
         diverged_at = None
-        epochs = tqdm(range(1, cfg.epochs + 1), desc=cfg.architecture, disable=not progress, leave=False)
+        epochs = tqdm(range(1, (cfg.stop_after or cfg.epochs) + 1), desc=cfg.architecture, disable=not progress, leave=False)
         for epoch in epochs:
             losses = []
             for idx in batches(len(train_split), cfg.batch_size, order_gen):
