@@ -427,3 +427,33 @@ def test_stop_epoch_is_the_lowest_validation_loss_after_training_starts():
 
     assert stop_epoch({"history": {"valid_loss": [0.1, 0.5, 0.3, 0.3, 0.4]}}) == 2  # epoch 0 never counts; first of a tie
     assert stop_epoch({"history": {"valid_loss": [2.3, 0.5]}}) == 1
+
+
+def test_share_and_slope_intervals():
+    hits = torch.tensor([[True, False, True, False], [True, True, False, False]])
+    among = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    d = A.share_interval(hits, among, minus=0.5)  # 4 hits among 7 cells
+    assert d["mean"] == pytest.approx(4 / 7 - 0.5)
+    x = torch.arange(10.0).repeat(3, 1)
+    line = A.slope_interval(x, 0.5 * x + 2, minus=1.0)
+    assert line["mean"] == pytest.approx(-0.5) and line["hi"] == pytest.approx(-0.5) and line["verdict"] == "supported"
+
+
+def test_comparisons_count_image_sampling_where_seeds_agree():
+    """Seeds that agree on every image leave nothing for a seeds-only interval; the interval here
+    must still be as wide as the images make it."""
+    labels = {"valid": torch.zeros(400, dtype=torch.long), "test": torch.zeros(400, dtype=torch.long)}
+    good = [1] * 20 + [0] * 380  # wrong on 20 images
+    bad = [0] * 20 + [1] * 20 + [0] * 360  # wrong on 20 others: the same accuracy
+
+    def runs(hidden, preds, **extra):
+        return [{**run(hidden, s, **extra), "valid_pred": preds, "test_pred": preds} for s in range(3)]
+
+    better = [0] * 21 + [1] * 19 + [0] * 360  # wrong on 19 others
+    baseline = runs((30,), good) + runs((), bad)
+    decay = runs((30,), good, weight_decay=0.0, valid_acc=0.95) + runs((30,), better, weight_decay=0.01, valid_acc=0.96)
+    biases = runs((30,), good, bias=True) + runs((30,), bad, bias=False)
+    cs = A.comparisons(baseline, decay, biases, labels)
+    assert [abs(c["test"]["mean"]) for c in cs] == [0, 0.0025, 0]
+    for c in cs:  # 20 images against 20 others out of 400: a 95% interval about 0.06 wide
+        assert c["test"]["hi"] - c["test"]["lo"] > 0.04 and c["test"]["verdict"] == "within noise", c["label"]

@@ -2,6 +2,7 @@
 
 import math
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 from statistics import mean, stdev
 
@@ -166,23 +167,21 @@ def bootstrap(statistic, *matrices: torch.Tensor, strata: torch.Tensor | None = 
     often its seed and its image were drawn, and sums each matrix so; `statistic(*sums)` turns those
     sums into the replicate's value. Two settings measured on the same images with the same seeds
     are paired: they get the same draws. The point estimate is `statistic` of the plain sums. The
-    draws come from a generator seeded with `seed`, so the interval is the same on every run.
+    draws come from generators seeded with `seed`, so an interval is the same on every run (and
+    every interval over the same number of images uses the same draws of them).
     """
     ms = [torch.as_tensor(m, dtype=torch.float64) for m in matrices]
     ms = [m.unsqueeze(0) if m.dim() == 1 else m for m in ms]
     n_seeds, n_images = ms[0].shape
     if any(m.shape != (n_seeds, n_images) for m in ms):
         raise ValueError(f"matrices of different shapes: {[tuple(m.shape) for m in ms]}")
-    gen = torch.Generator().manual_seed(seed)
-    groups = [torch.arange(n_images)] if strata is None else [(strata == k).nonzero().squeeze(1) for k in strata.unique()]
+    seed_gen = torch.Generator().manual_seed(seed)
+    image_chunks = _image_draws(n_images, replicates, seed) if strata is None else _strata_draws(strata, replicates, seed)
     draws = []
-    for start in range(0, replicates, CHUNK):
-        rows = min(CHUNK, replicates - start)
-        w = _counts(gen, rows, n_seeds)
-        v = torch.zeros(rows, n_images, dtype=torch.float64)
-        for members in groups:
-            v[:, members] = _counts(gen, rows, len(members))
-        draws.append(statistic(*(((w @ m) * v).sum(1) for m in ms)))
+    for v in image_chunks:
+        w = _counts(seed_gen, len(v), n_seeds)
+        v = v.double()
+        draws.append(statistic(*(((v @ m.T) * w).sum(1) for m in ms)))
     draws = torch.cat(draws)
     lo, hi = torch.quantile(draws, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
     estimate = float(statistic(*(m.sum().reshape(1) for m in ms)))
@@ -191,14 +190,37 @@ def bootstrap(statistic, *matrices: torch.Tensor, strata: torch.Tensor | None = 
 
 
 def _counts(gen: torch.Generator, rows: int, n: int) -> torch.Tensor:
-    """rows x n: how often each of n items was drawn, in each of `rows` draws of n with replacement."""
-    picks = torch.randint(n, (rows, n), generator=gen)
-    return torch.zeros(rows, n, dtype=torch.float64).scatter_add_(1, picks, torch.ones(rows, n, dtype=torch.float64))
+    """rows x n (uint8): how often each of n items was drawn, in each of `rows` draws of n with replacement."""
+    picks = torch.randint(n, (rows, n), generator=gen) + n * torch.arange(rows).unsqueeze(1)
+    return torch.bincount(picks.flatten(), minlength=rows * n).reshape(rows, n).to(torch.uint8)
+
+
+@cache
+def _image_draws(n: int, replicates: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """The draws of n images for `replicates` replicates, in chunks: made once per process and shared
+    by every interval over n images (drawing them is most of an interval's cost)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    return tuple(_counts(gen, min(CHUNK, replicates - start), n) for start in range(0, replicates, CHUNK))
+
+
+def _strata_draws(strata: torch.Tensor, replicates: int, seed: int) -> list[torch.Tensor]:
+    """Like `_image_draws`, the images drawn within each stratum (as many of each as it holds)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    groups = [(strata == k).nonzero().squeeze(1) for k in strata.unique()]
+    chunks = []
+    for start in range(0, replicates, CHUNK):
+        v = torch.zeros(min(CHUNK, replicates - start), len(strata), dtype=torch.uint8)
+        for members in groups:
+            v[:, members] = _counts(gen, len(v), len(members))
+        chunks.append(v)
+    return chunks
 
 
 def mean_interval(a: torch.Tensor, **kw) -> dict:
     """The mean of an S x N matrix (an accuracy, from 0/1 values) with its interval."""
-    return bootstrap(lambda total, count: total / count, a, torch.ones_like(torch.as_tensor(a, dtype=torch.float64)), **kw)
+    a = torch.as_tensor(a, dtype=torch.float64)
+    cells = a.numel()  # every draw weighs S x N cells in all
+    return bootstrap(lambda total: total / cells, a, **kw)
 
 
 def difference(a: torch.Tensor, b: torch.Tensor, **kw) -> dict:
@@ -215,6 +237,23 @@ def group_difference(values: torch.Tensor, in_a: torch.Tensor, in_b: torch.Tenso
         kw.setdefault("strata", torch.as_tensor(in_a).long() + 2 * torch.as_tensor(in_b).long())
     in_a, in_b = (torch.as_tensor(m, dtype=torch.float64).expand_as(values) for m in (in_a, in_b))
     return bootstrap(lambda sa, na, sb, nb: sa / na - sb / nb, values * in_a, in_a, values * in_b, in_b, **kw)
+
+
+def share_interval(hits: torch.Tensor, among: torch.Tensor, minus: float = 0.0, **kw) -> dict:
+    """The share of the cells in `among` that are `hits` (both boolean S x N), less `minus` (a
+    baseline share), with its interval."""
+    hits, among = (torch.as_tensor(m, dtype=torch.float64) for m in (hits, among))
+    return bootstrap(lambda h, n: h / n - minus, hits * among, among, **kw)
+
+
+def slope_interval(x: torch.Tensor, y: torch.Tensor, minus: float = 0.0, **kw) -> dict:
+    """The least-squares slope of y on x (both S x N), less `minus`, with its interval."""
+    x, y = (torch.as_tensor(m, dtype=torch.float64) for m in (x, y))
+
+    def slope(sx, sy, sxx, sxy, n):
+        return (sxy / n - sx * sy / n**2) / (sxx / n - (sx / n) ** 2) - minus
+
+    return bootstrap(slope, x, y, x * x, x * y, torch.ones_like(x), **kw)
 
 
 def by_seed(runs: list[dict]) -> dict[int, dict]:
@@ -534,13 +573,16 @@ CONFIDENT = 0.9  # a prediction made with at least this probability is a confide
 def calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict:
     """How far a classifier's confidence (its top probability) can be taken at its word.
 
-    `probs` is N x 10 (or S x N x 10: several seeds' images, pooled). Per equal-width bin of
+    `probs` is N x 10, or S x N x 10 for several seeds on the same N images (`labels` is N long),
+    pooled. Per equal-width bin of
     confidence: the images in it, their mean confidence and their accuracy. `ece`, the expected
     calibration error: the bins' |accuracy - confidence| weighted by their share of the images.
     `confidence` and `accuracy`: the means over all images. `confident_errors`: the share of the
     wrong predictions made with confidence at least CONFIDENT.
     """
-    probs, labels = probs.reshape(-1, probs.shape[-1]).double(), labels.reshape(-1)
+    if probs.dim() == 3:
+        labels = labels.repeat(probs.shape[0])
+    probs = probs.reshape(-1, probs.shape[-1]).double()
     conf, pred = probs.max(1)
     right = (pred == labels).double()
     which = (conf * bins).long().clamp(max=bins - 1)

@@ -79,7 +79,7 @@ def lr_sweep(get: Getter):
     and the mean validation accuracy of every setting; outlined: the plateau, black: the choice."""
     sweep = get("lr-sweep")
     chosen = A.chosen(sweep)
-    n_valid = len(load_split("valid").y)
+    labels = load_split("valid").y
     fig, axes = plt.subplots(2, 2, figsize=(8.5, 6.8), width_ratios=(1, 1.3))
     for (ax_loss, ax_acc), name in zip(axes, CLASSIFIERS):
         table = A.settings(sweep, name)
@@ -93,7 +93,7 @@ def lr_sweep(get: Getter):
                          for e in budgets])
         im = ax_acc.imshow(grid, cmap="viridis", vmin=max(np.nanmax(grid) - 12, np.nanmin(grid)), vmax=np.nanmax(grid),
                            aspect="auto")
-        top = A.plateau(sweep, name, n_valid)
+        top = A.plateau(sweep, name, labels)
         for i, e in enumerate(budgets):
             for j, lr in enumerate(lrs):
                 v = grid[i, j]
@@ -151,11 +151,11 @@ def weight_decay(get: Getter):
 
 
 def hidden_size(get: Getter):
-    """784-h-10 against h at the 2-layer model's chosen setting: every seed's validation accuracy
-    (dots), the mean over seeds (line); right, the same zoomed in, with held-out test accuracy."""
-    runs = A.at_chosen_rate(get("hidden-size"))
-    groups = A.by(runs, "hidden")
-    xs = [k[0][0] for k in groups]
+    """784-h-10 against h, each width at its own tuned rate: every seed's validation accuracy (dots),
+    the mean over seeds (line); right, the same zoomed in, with held-out test accuracy."""
+    own = A.at_own_rate(get("hidden-size"))
+    groups = {((h,),): g for h, g in own.items()}
+    xs = list(own)
     fig, (ax, zoom) = plt.subplots(1, 2, figsize=(9, 3.6))
     for axis in (ax, zoom):
         for split, style, colour, word in (("train", "--", OKABE_ITO[1], "training"), ("valid", "-", OKABE_ITO[2], "validation"),
@@ -240,11 +240,13 @@ def test_confusion(get: Getter):
 
 
 def paired(get: Getter):
-    """Paired differences over seeds with 95% t-intervals, on the validation and held-out test splits."""
-    comparisons = A.comparisons(get("baseline"), get("weight-decay"), get("bias"))
+    """Paired differences in accuracy with their 95% intervals over seeds and images, on the held-out
+    test and the validation splits."""
+    labels = {split: load_split(split).y for split in ("test", "valid")}
+    comparisons = A.comparisons(get("baseline"), get("weight-decay"), get("bias"), labels)
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(comparisons) + 1))
     for i, c in enumerate(comparisons):
-        for dy, split, colour, marker in ((-0.12, "valid", OKABE_ITO[0], "o"), (0.12, "test", OKABE_ITO[1], "s")):
+        for dy, split, colour, marker in ((-0.12, "test", OKABE_ITO[1], "s"), (0.12, "valid", OKABE_ITO[0], "o")):
             d = c[split]
             ax.errorbar(100 * d["mean"], i + dy, xerr=[[100 * (d["mean"] - d["lo"])], [100 * (d["hi"] - d["mean"])]],
                         fmt=marker, color=colour, capsize=3, markersize=5,
@@ -252,8 +254,59 @@ def paired(get: Getter):
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(comparisons)), [c["label"] for c in comparisons])
     ax.invert_yaxis()
-    ax.set(xlabel="difference in accuracy (percentage points), mean and 95% interval over seeds")
+    ax.set(xlabel="difference in accuracy (percentage points), with its 95% interval over seeds and images")
     ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def calibration(get: Getter):
+    """Reliability diagram over every validation image (five seeds pooled): accuracy against confidence
+    per bin for logistic regression, the two-layer network, and the network with its best weight
+    decay; below, the share of images in each bin."""
+    valid = load_split("valid")
+    base = A.by(get("baseline"), "hidden")
+    decay = A.by_model(get("weight-decay"))["784-30-10 ReLU"]
+    best = A.best_decay(decay)
+    models = {"logistic regression": base[(CLASSIFIERS["logistic regression"],)],
+              "784-30-10 ReLU": base[(CLASSIFIERS["784-30-10 ReLU"],)],
+              f"784-30-10, weight decay {best:g}": A.by(decay, "weight_decay")[(best,)]}
+    fig, (ax, share) = plt.subplots(2, 1, figsize=(6.5, 6), sharex=True, height_ratios=(3, 1.3))
+    ax.plot([0, 1], [0, 1], ":", color="black", label="perfectly calibrated")
+    width = 0.1 / (len(models) + 1)
+    for k, (colour, (label, runs)) in enumerate(zip((OKABE_ITO[0], OKABE_ITO[1], OKABE_ITO[2]), models.items())):
+        c = A.calibration(A.seed_probabilities(runs, valid.x), valid.y)
+        bins = [b for b in c["bins"] if b["n"]]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color=colour, markersize=4,
+                label=f"{label} (ECE {c['ece']:.3f})")
+        total = sum(b["n"] for b in c["bins"])
+        share.bar([b["lo"] + (k + 1) * width for b in c["bins"]], [100 * b["n"] / total for b in c["bins"]],
+                  width=width, color=colour)
+    ax.set(ylabel="accuracy in the bin", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.legend(fontsize=8, loc="upper left")
+    share.set(xlabel="confidence: the probability of the predicted digit (bins of 0.1)", ylabel="images (%)",
+              yscale="log")
+    return fig
+
+
+def unit_ablation(get: Getter):
+    """Every hidden unit of the 784-30-10 network (five seeds) switched off in turn: how much the
+    validation loss rises, by the unit's kind."""
+    runs = A.by(get("baseline"), "hidden")[(CLASSIFIERS["784-30-10 ReLU"],)]
+    train, valid = load_split("train"), load_split("valid")
+    kinds = ("stroke", "blob", "noise", "dead")
+    rises = {k: [] for k in kinds}
+    for run in runs:
+        for kind, rise in zip(A.unit_kinds(run, train.x), A.ablation(run, valid)["loss"].tolist()):
+            rises[kind].append(rise)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    jitter = np.random.default_rng(0)
+    for i, (colour, kind) in enumerate(zip(OKABE_ITO, kinds)):
+        ys = rises[kind]
+        ax.plot(i + jitter.uniform(-0.2, 0.2, len(ys)), ys, "o", color=colour, alpha=0.7, markersize=4)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(kinds)), [f"{k} ({len(rises[k])})" for k in kinds])
+    ax.set(xlabel="kind of unit (number of units, five seeds)", ylabel="rise in validation loss when switched off")
     return fig
 
 
@@ -321,6 +374,8 @@ FIGURES = {
     "top-losses": top_losses,
     "test-confusion": test_confusion,
     "paired": paired,
+    "calibration": calibration,
+    "unit-ablation": unit_ablation,
     "weight-decay": weight_decay,
     "hidden-size": hidden_size,
     "mse-predictions": mse_predictions,

@@ -12,21 +12,21 @@ import subprocess
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
-from statistics import mean
+from statistics import mean, median
 
 import torch
 
 from . import analysis as A
 from .data import FULL_VALID_FROM, PER_DIGIT, load_split
-from .experiments import EXPERIMENTS, LOGISTIC, MSE_LRS, SWEEP_SEEDS, TWO_LAYER, results
+from .experiments import EXPERIMENTS, LOGISTIC, MSE_LRS, SWEEP_SEEDS, TWO_LAYER, results, stop_epoch
 from .modules import mlp
-from .objectives import DIGIT_MEAN, DIGIT_STD
+from .objectives import DIGIT_MEAN, DIGIT_STD, SHUFFLED
 from .tables import LECUN_LINEAR_ERROR, NIELSEN_784_30_10, SOFTMAX_REGRESSION
 from .train import N_PIXELS, generators
 
 KEYS = {"lr": LOGISTIC, "mlp": TWO_LAYER}
-CONFIDENT = 0.9  # a mistake made with at least this probability is a confident one
 MEMORISED = 0.99  # training accuracy from which a network has fit its training set
+UNUSED_BELOW = 0.001  # a hidden unit whose removal moves the validation loss less than this is not used
 ENGINE_RECORD = Path(__file__).resolve().parents[2] / "benchmarks" / "engine.json"  # by bench_engine.py
 
 
@@ -47,18 +47,58 @@ def _pp(x: float, digits: int = 2) -> str:
 def findings(R: dict[str, list[dict]]) -> dict[str, str]:
     F: dict[str, str] = {}
     splits = {name: load_split(name) for name in ("train", "valid", "test")}
+    labels = {name: splits[name].y for name in ("valid", "test")}
     F.update(_data(splits))
-    F.update(_baseline(R["baseline"], splits))
-    F.update(_comparisons(R, splits["test"].y))
-    F.update(_sweep(R["lr-sweep"], len(splits["valid"])))
+    F.update(_baseline(R["baseline"], splits, labels))
+    F.update(_comparisons(R, labels))
+    F.update(_losses(R, splits))
+    F.update(_baselines(R["baseline"], splits, labels))
+    F.update(_early(R["early-stopping"], R["baseline"], splits, labels))
+    F.update(_calibration(R["baseline"], R["weight-decay"], splits))
+    F.update(_sweep(R["lr-sweep"], labels["valid"]))
     F.update(_learned(R["baseline"], splits))
     F.update(_mistakes(R["baseline"], splits["valid"]))
-    F.update(_weight_decay(R["weight-decay"]))
-    F.update(_hidden(R["hidden-size"]))
+    F.update(_weight_decay(R["weight-decay"], labels))
+    F.update(_hidden(R["hidden-size"], R["baseline"], labels))
     F.update(_bias(R["bias"], splits))
-    F.update(_full(R["full-sweep"], R["full-mnist"], R["baseline"]))
-    F.update(_mse(R["mse-regression"], R["mse-robustness"], splits))
+    F.update(_full(R["full-sweep"], R["full-mnist"], splits["valid"]))
+    F.update(_mse(R["mse-regression"], R["mse-robustness"], splits, labels))
     return F
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}"
+
+
+def _pp(x: float, digits: int = 2) -> str:
+    """A difference of two accuracies in percentage points, signed."""
+    return A.signed(x, digits=digits)
+
+
+def _acc(d: dict, digits: int = 1) -> str:
+    """The mean of an interval, as a percentage without the sign: '93.9'."""
+    return f"{100 * d['mean']:.{digits}f}"
+
+
+def _ci(d: dict, digits: int = 1, signed: bool = False) -> str:
+    """An interval in percent (or percentage points, signed): '[93.3, 94.5]'."""
+    if signed:
+        return f"[{A.signed(d['lo'], digits=digits)}, {A.signed(d['hi'], digits=digits)}]"
+    return f"[{100 * d['lo']:.{digits}f}, {100 * d['hi']:.{digits}f}]"
+
+
+def _loss_ci(d: dict) -> str:
+    """An interval of a difference in loss: '[-0.052, +0.003]'."""
+    return f"[{A.signed(d['lo'], scale=1, digits=3)}, {A.signed(d['hi'], scale=1, digits=3)}]"
+
+
+def _put(F: dict, key: str, d: dict, digits: int = 2) -> None:
+    """A difference in accuracy: its value, interval and verdict under `key`, `key_ci`, `key_verdict`."""
+    F[key], F[f"{key}_ci"], F[f"{key}_verdict"] = _pp(d["mean"], digits), _ci(d, digits, signed=True), d["verdict"]
+
+
+def _put_loss(F: dict, key: str, d: dict) -> None:
+    F[key], F[f"{key}_ci"], F[f"{key}_verdict"] = A.signed(d["mean"], scale=1, digits=3), _loss_ci(d), d["verdict"]
 
 
 def _data(splits) -> dict[str, str]:
@@ -66,7 +106,6 @@ def _data(splits) -> dict[str, str]:
     F["per_digit"] = str(PER_DIGIT)
     sizes = {name: len(load_split(f"full-{name}").y) for name in ("train", "valid", "test")}
     F.update({f"n_full_{k}": f"{v:,}" for k, v in sizes.items()})
-    F["n_full_all_train"] = f"{sizes['train'] + sizes['valid']:,}"
     F["full_valid_from"] = f"{FULL_VALID_FROM:,}"
     F["full_data_ratio"] = f"{sizes['train'] / len(splits['train']):g}"
     F["lecun_acc"], F["nielsen_acc"] = A.pct(1 - LECUN_LINEAR_ERROR), A.pct(NIELSEN_784_30_10, 2)
@@ -75,6 +114,8 @@ def _data(splits) -> dict[str, str]:
     F["mlp_params"] = f"{sum(a * b + b for a, b in zip(layers, layers[1:])):,}"
     F["mlp_bias_params"] = str(sum(layers[1:]))
     F["speedup_lr"], F["speedup_mlp"], F["speedup_date"] = engine_speedup()
+    test_counts = torch.bincount(splits["test"].y, minlength=10)
+    F["test_digit_min"], F["test_digit_max"] = str(int(test_counts.min())), str(int(test_counts.max()))
     return F
 
 
@@ -96,63 +137,58 @@ def initial_logit_std(hidden: tuple[int, ...], x: torch.Tensor, seed: int = 0) -
         return model(x).std().item()
 
 
-def _baseline(baseline: list[dict], splits) -> dict[str, str]:
+def _baseline(baseline: list[dict], splits, labels) -> dict[str, str]:
     F = {}
     base = A.by(baseline, "hidden")
     for key, hidden in KEYS.items():
         runs = base[(hidden,)]
         cfg = runs[0]["config"]
         F[f"{key}_lr"], F[f"{key}_epochs"], F[f"{key}_seeds"] = f"{cfg['lr']:g}", str(cfg["epochs"]), str(len(runs))
+        for split in ("valid", "test"):
+            d = A.accuracy_interval(runs, split, labels[split])
+            F[f"{key}_{split}_acc"], F[f"{key}_{split}_ci"] = _acc(d), _ci(d)
+        F[f"{key}_train_acc"] = A.pct(mean(A.final(runs, "train", "acc")))
         for split in ("train", "valid", "test"):
-            F[f"{key}_{split}_acc"] = A.pm(A.final(runs, split, "acc"), digits=2)
             F[f"{key}_{split}_loss"] = _fmt(mean(A.final(runs, split, "loss")))
         F[f"{key}_init_loss"] = _fmt(mean(A.initial_loss(runs)))
         F[f"{key}_init_logit_std"] = _fmt(initial_logit_std(hidden, splits["train"].x), 2)
-        valid_acc = mean(A.final(runs, "valid", "acc"))
-        F[f"{key}_valid_se"] = f"{100 * A.binomial_se(valid_acc, len(splits['valid'])):.2f}"
-        F[f"{key}_valid_seed_sd"] = f"{100 * A.spread(A.final(runs, 'valid', 'acc'))[1]:.2f}"
-        se, sd = A.binomial_se(valid_acc, len(splits["valid"])), A.spread(A.final(runs, "valid", "acc"))[1]
-        F[f"{key}_se_vs_sd"] = "about the same as" if abs(se - sd) < 0.1 * se else ("more than" if se > sd else "less than")
-        F[f"{key}_train_gap"] = f"{100 * (mean(A.final(runs, 'train', 'acc')) - valid_acc):.1f}"
-    F["ln10"] = _fmt(math.log(10), 4)
-    lr_runs, mlp_runs = base[(LOGISTIC,)], base[(TWO_LAYER,)]
-    lr_loss, mlp_loss = (mean(A.final(r, "valid", "loss")) for r in (lr_runs, mlp_runs))
-    lr_err, mlp_err = (1 - mean(A.final(r, "test", "acc")) for r in (lr_runs, mlp_runs))
-    F["loss_reduction"] = A.pct(1 - mlp_loss / lr_loss, 0)
+        F[f"{key}_train_gap"] = f"{100 * (mean(A.final(runs, 'train', 'acc')) - mean(A.final(runs, 'valid', 'acc'))):.1f}"
+    F["ln10"] = _fmt(math.log(10), 2)
+    F["chance"] = A.pct(0.1, 0)
+    lr_err, mlp_err = (1 - mean(A.final(base[(h,)], "test", "acc")) for h in (LOGISTIC, TWO_LAYER))
     F["error_reduction"] = A.pct(1 - mlp_err / lr_err, 0)
-    F["lr_test_err"], F["mlp_test_err"] = A.pct(lr_err), A.pct(mlp_err)
-    dead = A.dead_counts(mlp_runs)
+    dead = A.dead_counts(base[(TWO_LAYER,)])
     F["mlp_dead_counts"] = ", ".join(map(str, dead))
     F["mlp_dead_seeds"] = f"{sum(d > 0 for d in dead)} of {len(dead)}"
-    # the validation loss at the chosen setting: its lowest epoch against its last
-    curve, _ = A.mean_curves(mlp_runs, "valid_loss")
+    # the validation loss at the chosen setting: its lowest epoch (on the mean curve) against its last
+    curve, _ = A.mean_curves(base[(TWO_LAYER,)], "valid_loss")
     low = min(range(1, len(curve)), key=curve.__getitem__)
-    F["mlp_loss_min_epoch"], F["mlp_loss_min"] = str(low), _fmt(curve[low])
-    F["mlp_loss_rise"] = _fmt(curve[-1] - curve[low])
-    acc_curve, _ = A.mean_curves(mlp_runs, "valid_acc")
-    F["mlp_acc_at_min"], F["mlp_acc_last"] = A.pct(acc_curve[low], 2), A.pct(acc_curve[-1], 2)
+    F["mlp_loss_min_epoch"], F["mlp_loss_min"], F["mlp_loss_last"] = str(low), _fmt(curve[low]), _fmt(curve[-1])
+    acc_curve, _ = A.mean_curves(base[(TWO_LAYER,)], "valid_acc")
+    F["mlp_acc_at_min"], F["mlp_acc_last"] = A.pct(acc_curve[low]), A.pct(acc_curve[-1])
     F["mlp_acc_after_min"] = "still rises" if acc_curve[-1] > acc_curve[low] else "does not rise"
     return F
 
 
-def _comparisons(R, test_labels) -> dict[str, str]:
+COMPARISON_KEYS = ["depth", "wd_lr", "wd_mlp", "bias_lr", "bias_mlp"]  # the order `A.comparisons` builds
+
+
+def _comparisons(R, labels) -> dict[str, str]:
     F = {}
-    cs = A.comparisons(R["baseline"], R["weight-decay"], R["bias"], test_labels)
-    # the order `A.comparisons` builds: depth, then decay per model, then biases per model
-    order = ["depth"] + [f"wd_{k}" for k in _model_keys(R["weight-decay"])] + [f"bias_{k}" for k in _model_keys(R["bias"])]
-    for key, c in zip(order, cs):
+    cs = A.comparisons(R["baseline"], R["weight-decay"], R["bias"], labels)
+    names = ["depth"] + [f"wd_{k}" for k in _model_keys(R["weight-decay"])] + [f"bias_{k}" for k in _model_keys(R["bias"])]
+    if names != COMPARISON_KEYS:
+        raise ValueError(f"comparisons in an unexpected order: {names}")
+    for key, c in zip(names, cs):
         for split in ("valid", "test"):
-            d = c[split]
-            F[f"cmp_{key}_{split}"] = _pp(d["mean"])
-            F[f"cmp_{key}_{split}_ci"] = f"[{_pp(d['lo'])}, {_pp(d['hi'])}]"
-            F[f"cmp_{key}_{split}_verdict"] = d["verdict"]
-            F[f"cmp_{key}_{split}_pos"] = f"{d['positive']} of {d['n']}"
-        ps = [m["p"] for m in c["mcnemar"]]
-        F[f"cmp_{key}_mcnemar"] = f"{sum(p < 0.05 for p in ps)} of {len(ps)}"
-        F[f"cmp_{key}_mcnemar_p"] = f"{min(ps):.2g}–{max(ps):.2g}"
-        F[f"cmp_{key}_n"] = str(c["valid"]["n"])
-    F["t_crit"] = f"{A.t_quantile(cs[0]['valid']['n'] - 1):.2f}"
+            _put(F, f"cmp_{key}_{split}", c[split])
+    verdicts = {F[f"cmp_bias_{k}_{split}_verdict"] for k in ("lr", "mlp") for split in ("valid", "test")}
+    F["bias_verdicts"] = f"all four {verdicts.pop()}" if len(verdicts) == 1 else "not all alike: see the intervals"
+    test_verdicts = {F[f"cmp_bias_{k}_test_verdict"] for k in ("lr", "mlp")}
+    F["bias_test_verdicts"] = f"both {test_verdicts.pop()}" if len(test_verdicts) == 1 else "see the intervals"
     F["ci"] = A.pct(A.LEVEL, 0)
+    F["replicates"] = f"{A.REPLICATES:,}"
+    F["n_settings"] = str(len(A.settings(R["lr-sweep"], "784-30-10 ReLU")))
     return F
 
 
@@ -160,15 +196,128 @@ def _model_keys(runs: list[dict]) -> list[str]:
     return ["lr" if name == "logistic regression" else "mlp" for name in A.by_model(runs)]
 
 
-def _sweep(sweep: list[dict], n_valid: int) -> dict[str, str]:
+def _losses(R, splits) -> dict[str, str]:
+    """Is the two-layer network's loss substantially lower? At the chosen settings, at the best of the
+    sweep, with weight decay and stopped early."""
+    F = {}
+    base = A.by(R["baseline"], "hidden")
+    _put_loss(F, "loss_depth_test", A.compare_loss(base[(TWO_LAYER,)], base[(LOGISTIC,)], splits["test"]))
+    for key, name in (("lr", "logistic regression"), ("mlp", "784-30-10 ReLU")):
+        table = A.settings(R["lr-sweep"], name)
+        (lr, epochs), best = min(((k, v["loss"]) for k, v in table.items() if v["loss"] is not None), key=lambda kv: kv[1])
+        F[f"sweep_{key}_best_loss"], F[f"sweep_{key}_best_loss_at"] = _fmt(best), f"rate {lr:g}, {epochs} epochs"
+    decay = A.by_model(R["weight-decay"])["784-30-10 ReLU"]
+    best = A.by(decay, "weight_decay")[(A.best_decay(decay),)]
+    _put_loss(F, "loss_decay_vs_lr_test", A.compare_loss(best, base[(LOGISTIC,)], splits["test"]))
+    F["loss_decay_test"] = _fmt(mean(A.final(best, "test", "loss")))
+    stopped = A.by(R["early-stopping"], "hidden")[(TWO_LAYER,)]
+    _put_loss(F, "loss_stopped_vs_lr_test", A.compare_loss(stopped, base[(LOGISTIC,)], splits["test"]))
+    F["loss_stopped_test"] = _fmt(mean(A.final(stopped, "test", "loss")))
+    return F
+
+
+def _baselines(baseline: list[dict], splits, labels) -> dict[str, str]:
+    """Chance and the nearest-class-mean ("pixel similarity") classifier, against the trained models."""
+    F = {}
+    for split in ("valid", "test"):
+        right = (A.nearest_mean(splits["train"], splits[split]) == labels[split]).double()
+        d = A.mean_interval(right)
+        F[f"ncm_{split}_acc"], F[f"ncm_{split}_ci"] = _acc(d), _ci(d)
+        if split == "test":
+            runs = A.by(baseline, "hidden")[(LOGISTIC,)]
+            lr = A.correct(runs, "test", labels["test"])
+            _put(F, "lr_vs_ncm_test", A.difference(lr, right.expand_as(lr)), digits=1)
+    F["chance_acc"] = "10"
+    return F
+
+
+def baseline_rows(baseline: list[dict], splits) -> list[tuple[str, dict, dict]]:
+    """The baselines table's rows: guessing (exactly one in ten), the nearest class mean (no seed:
+    its interval counts the images only) and both models, each with held-out and validation accuracy."""
+    guess = {"mean": 0.1, "lo": 0.1, "hi": 0.1}
+    rows = [("guessing", guess, guess)]
+    nearest = {split: (A.nearest_mean(splits["train"], splits[split]) == splits[split].y).double() for split in ("test", "valid")}
+    rows.append(("nearest class mean", A.mean_interval(nearest["test"]), A.mean_interval(nearest["valid"])))
+    base = A.by(baseline, "hidden")
+    for name, hidden in (("logistic regression", LOGISTIC), ("784-30-10 ReLU", TWO_LAYER)):
+        runs = base[(hidden,)]
+        rows.append((name, *(A.accuracy_interval(runs, split, splits[split].y) for split in ("test", "valid"))))
+    return rows
+
+
+def _early(stopped: list[dict], baseline: list[dict], splits, labels) -> dict[str, str]:
+    """Early stopping: each seed's run kept at the epoch of its lowest validation loss."""
+    F = {}
+    base, early = A.by(baseline, "hidden"), A.by(stopped, "hidden")
+    for key, hidden in KEYS.items():
+        full, cut = base[(hidden,)], early[(hidden,)]
+        epochs = [stop_epoch(r) for r in sorted(full, key=lambda r: r["config"]["seed"])]
+        F[f"stop_{key}_epochs"] = ", ".join(map(str, epochs))
+        F[f"stop_{key}_range"] = f"{min(epochs)}–{max(epochs)}" if min(epochs) < max(epochs) else str(epochs[0])
+        F[f"stop_{key}_all_end"] = "yes" if all(e == full[0]["config"]["epochs"] for e in epochs) else "no"
+        F[f"stop_{key}_acc"] = A.pct(mean(A.final(cut, "test", "acc")))
+        F[f"stop_{key}_loss"] = _fmt(mean(A.final(cut, "test", "loss")))
+        acc, loss = A.compare(cut, full, "test", labels["test"]), A.compare_loss(cut, full, splits["test"])
+        _put(F, f"stop_{key}_vs_full", acc)
+        _put_loss(F, f"stop_{key}_loss_vs_full", loss)
+        lower = "a lower" if loss["hi"] < 0 else "no clearly lower"
+        F[f"stop_{key}_tradeoff"] = (f"stopping early buys {lower} loss at a cost in accuracy" if acc["hi"] < 0 else
+                                     f"stopping early buys {lower} loss and costs no accuracy we can measure"
+                                     if acc["lo"] <= 0 else f"stopping early gives {lower} loss and more accuracy")
+    return F
+
+
+def early_stopping_rows(stopped: list[dict], baseline: list[dict]) -> list[dict]:
+    """The early-stopping table's rows: per model, the stopping epochs and the held-out numbers."""
+    base, early = A.by(baseline, "hidden"), A.by(stopped, "hidden")
+    rows = []
+    for name, hidden in (("logistic", LOGISTIC), ("784-30-10", TWO_LAYER)):
+        full, cut = base[(hidden,)], early[(hidden,)]
+        epochs = [stop_epoch(r) for r in sorted(full, key=lambda r: r["config"]["seed"])]
+        rows.append({"model": name, "epochs": f"{', '.join(map(str, epochs))} of {full[0]['config']['epochs']}",
+                     "acc_full": A.pct(mean(A.final(full, "test", "acc"))), "acc_stopped": A.pct(mean(A.final(cut, "test", "acc"))),
+                     "loss_full": _fmt(mean(A.final(full, "test", "loss"))), "loss_stopped": _fmt(mean(A.final(cut, "test", "loss")))})
+    return rows
+
+
+def calibration_rows(baseline: list[dict], decay: list[dict], valid) -> list[tuple[str, dict]]:
+    """The calibration of both classifiers and of the network with its best weight decay, over every
+    validation image of every seed."""
+    base = A.by(baseline, "hidden")
+    mlp_decay = A.by_model(decay)["784-30-10 ReLU"]
+    best = A.best_decay(mlp_decay)
+    models = [("logistic", base[(LOGISTIC,)]), ("784-30-10", base[(TWO_LAYER,)]),
+              (f"784-30-10, decay {best:g}", A.by(mlp_decay, "weight_decay")[(best,)])]
+    return [(name, A.calibration(A.seed_probabilities(runs, valid.x), valid.y)) for name, runs in models]
+
+
+def _calibration(baseline: list[dict], decay: list[dict], splits) -> dict[str, str]:
+    F = {}
+    valid = splits["valid"]
+    for key, (_, c) in zip(("lr", "mlp", "mlp_wd"), calibration_rows(baseline, decay, valid)):
+        F[f"cal_{key}_conf"], F[f"cal_{key}_acc"] = A.pct(c["confidence"]), A.pct(c["accuracy"])
+        F[f"cal_{key}_ece"] = _fmt(c["ece"])
+        F[f"cal_{key}_confident"] = A.pct(c["confident_errors"], 0)
+        F[f"cal_{key}_side"] = "over-confident" if c["confidence"] > c["accuracy"] else "under-confident"
+    F["confident_level"] = f"{A.CONFIDENT:g}"
+    mlp_decay = A.by_model(decay)["784-30-10 ReLU"]
+    groups = A.by(mlp_decay, "weight_decay")
+    best = groups[(A.best_decay(mlp_decay),)]
+    seeds = A.shared_seeds(best, groups[(0.0,)])
+    over = [A.overconfidence(A.seed_probabilities(g, valid.x, seeds), valid.y) for g in (best, groups[(0.0,)])]
+    _put(F, "cal_decay_overconfidence", A.difference(*over), digits=1)
+    _put(F, "cal_mlp_overconfidence", A.mean_interval(over[1]), digits=1)
+    return F
+
+
+def _sweep(sweep: list[dict], valid_labels) -> dict[str, str]:
     """How wide the sweep is, the plateau around each choice, and what its ends do."""
     F = {}
     F["sweep_seeds"] = str(SWEEP_SEEDS)
     for key, name in (("lr", "logistic regression"), ("mlp", "784-30-10 ReLU")):
         table = A.settings(sweep, name)
-        top = A.plateau(sweep, name, n_valid)
+        top = A.plateau(sweep, name, valid_labels)
         F[f"plateau_{key}_n"] = str(len(top["settings"]))
-        F[f"plateau_{key}_width"] = f"{100 * top['width']:.2f}"
         F[f"plateau_{key}_best"] = A.pct(top["best"], 2)
         F[f"plateau_{key}_list"] = "; ".join(f"{lr:g}/{e}" for lr, e in top["settings"])
         lrs = sorted({lr for lr, _ in table})
@@ -176,6 +325,7 @@ def _sweep(sweep: list[dict], n_valid: int) -> dict[str, str]:
         F[f"sweep_{key}_slow_acc"] = A.pct(table[(lrs[0], longest)]["acc"])
         fast = table[(lrs[-1], longest)]["acc"]
         F[f"sweep_{key}_fast_acc"] = A.pct(fast) if fast is not None else "diverged"
+        F[f"sweep_{key}_diverged"] = str(sum(v["acc"] is None for v in table.values()))
     F["sweep_lrs"] = ", ".join(f"{lr:g}" for lr in lrs)
     F["sweep_epochs"] = ", ".join(str(e) for e in sorted({e for _, e in table}))
     F["sweep_runs"] = str(len(sweep))
@@ -197,8 +347,10 @@ def _sweep(sweep: list[dict], n_valid: int) -> dict[str, str]:
     nxt = [r for r in by_lr[(next_lr,)] if not r["diverged"]]
     dead = [r["dead_units"][0] for r in nxt]
     accs = [r["final"]["valid"]["acc"] for r in nxt]
+    losses = [r["final"]["valid"]["loss"] for r in nxt]
     F["next_dead_range"] = f"{100 * min(dead):.0f}–{100 * max(dead):.0f}%"
     F["next_acc_range"] = f"{100 * min(accs):.0f}–{100 * max(accs):.0f}%"
+    F["next_loss_range"] = f"{min(losses):.2f}–{max(losses):.2f}"
     steps, shares = A.dead_trace([r for r in nxt if r["config"]["epochs"] == 20])
     epoch_steps = steps[-1] // 20
     F["next_dead_epoch1"] = A.pct(shares[steps.index(epoch_steps)], 0)
@@ -223,16 +375,24 @@ def _learned(baseline: list[dict], splits) -> dict[str, str]:
     lowest = Counter((r["digit"], r["lowest"]) for r in readings)
     mutual = sorted({tuple(sorted(p)) for p in lowest if (p[1], p[0]) in lowest})
     F["tpl_mutual"] = ", ".join(f"{a} and {b}" for a, b in mutual) or "none"
-    F["tpl_0_lowest"], F["tpl_1_lowest"] = str(readings[0]["lowest"]), str(readings[1]["lowest"])
-    counts = []
+    counts, effects = [], []
     for seed in sorted({s for (h, s) in base if h == TWO_LAYER}):
-        counts.append(Counter(A.unit_kinds(base[(TWO_LAYER, seed)][0], splits["train"].x)))
+        run = base[(TWO_LAYER, seed)][0]
+        kinds = A.unit_kinds(run, splits["train"].x)
+        counts.append(Counter(kinds))
+        effects += zip(kinds, A.ablation(run, splits["valid"])["loss"].tolist())
     first = counts[0]
     for kind in ("stroke", "blob", "noise", "dead"):
         F[f"units_{kind}"] = str(first[kind])
-        F[f"units_{kind}_mean"] = f"{mean(c[kind] for c in counts):.1f}"
         F[f"units_{kind}_range"] = f"{min(c[kind] for c in counts)}–{max(c[kind] for c in counts)}"
+        rises = [e for k, e in effects if k == kind]
+        F[f"units_{kind}_total"] = str(len(rises))
+        F[f"units_{kind}_unused"] = str(sum(abs(e) < UNUSED_BELOW for e in rises))
+        F[f"units_{kind}_max_rise"] = _fmt(max(rises), 4) if rises else "none"
     F["units_seeds"] = str(len(counts))
+    F["units_total"] = str(len(effects))
+    F["unused_below"] = f"{UNUSED_BELOW:g}"
+    F["units_top_rise"] = _fmt(max(e for _, e in effects), 2)
     F["noise_below"], F["stroke_from"] = f"{A.NOISE_BELOW:g}", f"{A.STROKE_FROM:g}"
     seed0 = base[(TWO_LAYER, 0)][0]
     (w, _), *_ = A.layers(seed0)
@@ -247,8 +407,7 @@ def _mistakes(baseline: list[dict], valid) -> dict[str, str]:
     F = {}
     base = A.by(baseline, "hidden")
     worst = A.top_losses(A.by(baseline, "hidden", "seed")[(TWO_LAYER, 0)][0], valid, 16)
-    F["top_sure_level"] = f"{CONFIDENT:g}"
-    F["top_sure"] = str(sum(t["prob"] >= CONFIDENT for t in worst))
+    F["top_sure"] = str(sum(t["prob"] >= A.CONFIDENT for t in worst))
     F["top_min_prob"] = f"{min(t['prob'] for t in worst):.2f}"
     for key, hidden in KEYS.items():
         pairs = A.error_pairs(base[(hidden,)], "test")
@@ -263,7 +422,7 @@ def _mistakes(baseline: list[dict], valid) -> dict[str, str]:
     return F
 
 
-def _weight_decay(runs: list[dict]) -> dict[str, str]:
+def _weight_decay(runs: list[dict], labels) -> dict[str, str]:
     F = {}
     for key, (name, model_runs) in zip(_model_keys(runs), A.by_model(runs).items()):
         groups = A.by(model_runs, "weight_decay")
@@ -272,42 +431,48 @@ def _weight_decay(runs: list[dict]) -> dict[str, str]:
         F[f"wd_{key}_best"] = f"{best:g}"
         for label, wd in (("best", best), ("zero", 0.0), ("strong", strongest)):
             g = groups[(wd,)]
-            F[f"wd_{key}_{label}_acc"] = A.pct(mean(A.final(g, "valid", "acc")), 2)
-            F[f"wd_{key}_{label}_test"] = A.pct(mean(A.final(g, "test", "acc")), 2)
+            F[f"wd_{key}_{label}_acc"] = A.pct(mean(A.final(g, "valid", "acc")))
+            F[f"wd_{key}_{label}_test"] = A.pct(mean(A.final(g, "test", "acc")))
             F[f"wd_{key}_{label}_loss"] = _fmt(mean(A.final(g, "valid", "loss")))
             F[f"wd_{key}_{label}_gap"] = f"{100 * (mean(A.final(g, 'train', 'acc')) - mean(A.final(g, 'valid', 'acc'))):.1f}"
         F[f"wd_{key}_strong"] = f"{strongest:g}"
+        lowest = min(groups, key=lambda k: mean(A.final(groups[k], "valid", "loss")))[0]
+        F[f"wd_{key}_lowest_loss_at"] = f"{lowest:g}"
+        F[f"wd_{key}_lowest_loss"] = _fmt(mean(A.final(groups[(lowest,)], "valid", "loss")))
     return F
 
 
-def _hidden(all_runs: list[dict]) -> dict[str, str]:
+def _hidden(all_runs: list[dict], baseline: list[dict], labels) -> dict[str, str]:
+    """Hidden size, each width at its own tuned rate, and what the rate tuned for 30 units gave instead."""
     F = {}
-    runs = A.at_chosen_rate(all_runs)
-    groups = A.by(runs, "hidden")
-    acc = {k[0][0]: mean(A.final(g, "valid", "acc")) for k, g in groups.items()}
-    test = {k[0][0]: mean(A.final(g, "test", "acc")) for k, g in groups.items()}
-    smallest, largest = min(acc), max(acc)
-    F["h_lr"] = f"{runs[0]['config']['lr']:g}"
-    F["h_smallest"], F["h_largest"] = str(smallest), str(largest)
-    F["h_smallest_acc"] = A.pm(A.final(groups[((smallest,),)], "valid", "acc"), digits=1)
-    small = sorted(groups[((smallest,),)], key=lambda r: r["config"]["seed"])
-    F["h_smallest_seeds"] = " / ".join(f"{100 * r['final']['valid']['acc']:.1f}" for r in small)
-    F["h_smallest_dead"] = " / ".join(str(d) for d in A.dead_counts(small))
-    F["h_30_acc"], F["h_largest_acc"] = A.pct(acc[30]), A.pct(acc[largest])
-    F["h_30_test"], F["h_largest_test"] = A.pct(test[30]), A.pct(test[largest])
-    F["h_gain"] = f"{100 * (test[largest] - test[30]):.1f}"
-    F["h_ratio"] = f"{largest / 30:.0f}"
-    fits = [h for h, g in ((k[0][0], g) for k, g in groups.items()) if mean(A.final(g, "train", "acc")) >= MEMORISED]
+    own = A.at_own_rate(all_runs)
+    widths = sorted(own)
+    base_lr = A.by(baseline, "hidden")[(TWO_LAYER,)][0]["config"]["lr"]
+    F["h_base_lr"] = f"{base_lr:g}"
+    F["h_smallest"], F["h_largest"] = str(widths[0]), str(widths[-1])
+    F["h_grid"] = ", ".join(map(str, widths))
+    F["h_rates"] = ", ".join(f"{r['config']['lr']:g}" for r in (own[h][0] for h in widths))
+    F["h_retuned"] = ", ".join(str(h) for h in widths if own[h][0]["config"]["lr"] != base_lr) or "none"
+    for h in widths:
+        d = A.accuracy_interval(own[h], "test", labels["test"])
+        F[f"h_{h}_test"], F[f"h_{h}_ci"] = _acc(d), _ci(d)
+        F[f"h_{h}_lr"] = f"{own[h][0]['config']['lr']:g}"
+        F[f"h_{h}_train"] = A.pct(mean(A.final(own[h], "train", "acc")))
+    _put(F, "h_gain", A.compare(own[widths[-1]], own[30], "test", labels["test"]), digits=1)
+    _put(F, "h_gain_64", A.compare(own[widths[-1]], own[64], "test", labels["test"]), digits=1)
+    fits = [h for h in widths if mean(A.final(own[h], "train", "acc")) >= MEMORISED]
     F["h_memorise"] = str(min(fits)) if fits else "none"
     F["memorise_level"] = A.pct(MEMORISED, 0)
-    # the rate check: the narrowest width at its own best rate
-    for (h,), g in A.by([r for r in all_runs if r["config"]["hidden"][0] == smallest], "hidden").items():
-        lr = A.best_setting(g, ("lr",))[0]
-        at = [r for r in g if r["config"]["lr"] == lr]
-        F["h_smallest_best_lr"] = f"{lr:g}"
-        F["h_smallest_best_acc"] = A.pm(A.final(at, "valid", "acc"), digits=1)
-        F["h_smallest_best_seeds"] = " / ".join(f"{100 * r['final']['valid']['acc']:.1f}"
-                                                for r in sorted(at, key=lambda r: r["config"]["seed"]))
+    # the narrow widths at the rate tuned for 30 units, against their own
+    by_width = A.by(all_runs, "hidden")
+    for h in widths[:2]:
+        at_base = A.at_rate(by_width[((h,),)], base_lr)
+        F[f"h_{h}_at_base"] = A.pm(A.final(at_base, "valid", "acc"), digits=1)
+        F[f"h_{h}_own_valid"] = A.pm(A.final(own[h], "valid", "acc"), digits=1)
+        F[f"h_{h}_at_base_seeds"] = " / ".join(f"{100 * r['final']['valid']['acc']:.1f}"
+                                               for r in sorted(at_base, key=lambda r: r["config"]["seed"]))
+        F[f"h_{h}_at_base_dead"] = " / ".join(map(str, A.dead_counts(sorted(at_base, key=lambda r: r["config"]["seed"]))))
+        _put(F, f"h_{h}_own_vs_base", A.compare(own[h], at_base, "valid", labels["valid"]), digits=1)
     return F
 
 
@@ -315,40 +480,47 @@ def _bias(runs: list[dict], splits) -> dict[str, str]:
     F = {}
     for key, (name, model_runs) in zip(_model_keys(runs), A.by_model(runs).items()):
         groups = A.by(model_runs, "bias")
-        for b, label in ((True, "with"), (False, "without")):
-            F[f"bias_{key}_{label}"] = A.pm(A.final(groups[(b,)], "valid", "acc"), digits=2)
         # the cone argument, checked: fold the first layer's bias into the mean-image direction
         folded = [A.accuracy(A.fold_first_bias(r, splits["train"].x), splits["valid"]) for r in groups[(True,)]]
         kept = [r["final"]["valid"]["acc"] for r in groups[(True,)]]
         F[f"fold_{key}_change"] = _pp(mean(f - k for f, k in zip(folded, kept)))
         F[f"fold_{key}_worst"] = _pp(min(f - k for f, k in zip(folded, kept)))
     c = A.cone(splits["train"].x)
-    F["cone_cos_min"], F["cone_cos_p01"], F["cone_cos_median"] = (_fmt(c[k], 2) for k in ("cos_min", "cos_p01", "cos_median"))
+    F["cone_cos_min"], F["cone_cos_median"] = (_fmt(c[k], 2) for k in ("cos_min", "cos_median"))
     F["cone_angle_max"] = f"{math.degrees(math.acos(c['cos_min'])):.0f}"
     F["cone_cv"] = A.pct(c["cv"], 0)
     return F
 
 
-def _full(sweep: list[dict], full: list[dict], baseline: list[dict]) -> dict[str, str]:
+def _full(sweep: list[dict], full: list[dict], subset_valid) -> dict[str, str]:
     F = {}
-    n_valid = len(load_split("full-valid").y)
+    test = load_split("full-test")
+    seen = A.seen_by_subset(test.paths, subset_valid.paths)
+    F["full_seen"], F["full_unseen"] = f"{int(seen.sum()):,}", f"{int((~seen).sum()):,}"
+    valid_labels = load_split("full-valid").y
     for key, (name, runs) in zip(_model_keys(full), A.by_model(full).items()):
         cfg = runs[0]["config"]
-        F[f"full_{key}_lr"], F[f"full_{key}_epochs"], F[f"full_{key}_seeds"] = f"{cfg['lr']:g}", str(cfg["epochs"]), str(len(runs))
-        F[f"full_{key}_valid"] = A.pm(A.final(runs, "valid", "acc"), digits=2)
-        F[f"full_{key}_test"] = A.pm(A.final(runs, "test", "acc"), digits=2)
+        F[f"full_{key}_lr"], F[f"full_{key}_epochs"] = f"{cfg['lr']:g}", str(cfg["epochs"])
+        right = A.correct(runs, "test", test.y)
+        d = A.mean_interval(right)
+        F[f"full_{key}_test"], F[f"full_{key}_ci"] = _acc(d, 2), _ci(d, 2)
+        F[f"full_{key}_unseen"] = _acc(A.mean_interval(right[:, ~seen]), 2)
+        F[f"full_{key}_seen"] = _acc(A.mean_interval(right[:, seen]), 2)
+        _put(F, f"full_{key}_seen_gap", A.group_difference(right, seen, ~seen))
         F[f"full_{key}_gap"] = f"{100 * (mean(A.final(runs, 'train', 'acc')) - mean(A.final(runs, 'test', 'acc'))):.1f}"
-        top = A.plateau(sweep, name, n_valid)
+        top = A.plateau(sweep, name, valid_labels)
         F[f"full_{key}_plateau_n"] = str(len(top["settings"]))
         F[f"full_{key}_plateau_list"] = "; ".join(f"{lr:g}/{e}" for lr, e in top["settings"])
-        F[f"full_{key}_plateau_width"] = f"{100 * top['width']:.2f}"
     F["full_sweep_runs"] = str(len(sweep))
     epochs = sorted({r["config"]["epochs"] for r in sweep})
     F["full_sweep_epochs"] = ", ".join(map(str, epochs))
     for key, (name, runs) in zip(_model_keys(sweep), A.by_model(sweep).items()):
-        F[f"full_{key}_grid"] = ", ".join(f"{lr:g}" for lr in sorted({r["config"]["lr"] for r in runs}))
-        longest = A.chosen(sweep)[name][1] == max(epochs)
-        F[f"full_{key}_edge"] = ("the longest in the grid" if longest else "inside the grid")
+        grid = sorted({r["config"]["lr"] for r in runs})
+        F[f"full_{key}_grid"] = ", ".join(f"{lr:g}" for lr in grid)
+        lr, e = A.chosen(sweep)[name]
+        F[f"full_{key}_rate_edge"] = ("the largest rate in its grid" if lr == grid[-1] else
+                                      "the smallest rate in its grid" if lr == grid[0] else "inside its grid")
+        F[f"full_{key}_epoch_edge"] = "the longest in the grid" if e == max(epochs) else "inside the grid"
     lr_acc = mean(A.final([r for r in full if not r["config"]["hidden"]], "test", "acc"))
     F["full_lr_vs_lecun"] = "above" if lr_acc > 1 - LECUN_LINEAR_ERROR else "below"
     F["full_lr_vs_softmax"] = "close to" if abs(lr_acc - SOFTMAX_REGRESSION) < 0.01 else ("above" if lr_acc > SOFTMAX_REGRESSION else "below")
@@ -357,14 +529,15 @@ def _full(sweep: list[dict], full: list[dict], baseline: list[dict]) -> dict[str
     return F
 
 
-def _mse(runs: list[dict], robust: list[dict], splits) -> dict[str, str]:
+def _mse(runs: list[dict], robust: list[dict], splits, labels) -> dict[str, str]:
     F = {}
-    labels, valid = splits["valid"].y, splits["valid"]
+    valid = splits["valid"]
     best = A.best_mse_runs(runs)
     for obj, r in best.items():
         key = obj.replace("-", "_")
-        F[f"{key}_acc"] = A.pm(A.final(r, "valid", "acc"), digits=1)
-        F[f"{key}_test"] = A.pm(A.final(r, "test", "acc"), digits=1)
+        d = A.accuracy_interval(r, "test", labels["test"])
+        F[f"{key}_test"], F[f"{key}_ci"] = _acc(d), _ci(d)
+        F[f"{key}_valid"] = A.pct(mean(A.final(r, "valid", "acc")))
         F[f"{key}_lr"] = f"{r[0]['config']['lr']:g}"
         F[f"{key}_init_loss"] = _fmt(mean(A.initial_loss(r)), 2)
     edge = [obj for obj, lrs in MSE_LRS.items() if best[obj][0]["config"]["lr"] in (min(lrs), max(lrs))]
@@ -374,68 +547,90 @@ def _mse(runs: list[dict], robust: list[dict], splits) -> dict[str, str]:
     F["mse_std_expected_init"] = _fmt(mean(((d - DIGIT_MEAN) / DIGIT_STD) ** 2 for d in range(10)), 1)
     for (hidden, epochs), r in A.by(robust, "hidden", "epochs").items():
         key = "wider" if hidden != TWO_LAYER else "longer"
-        F[f"mse_{key}_acc"] = A.pm(A.final(r, "valid", "acc"), digits=1)
-        F[f"mse_{key}_test"] = A.pm(A.final(r, "test", "acc"), digits=1)
+        F[f"mse_{key}_test"] = _acc(A.accuracy_interval(r, "test", labels["test"]))
         F[f"mse_{key}_epochs"], F[f"mse_{key}_h"] = str(epochs), str(hidden[0])
-
     variants = [best["mse-digit-std"], *A.by(robust, "hidden", "epochs").values()]
-    ce_acc = mean(A.final(best["cross-entropy"], "valid", "acc"))
-    F["mse_gap_min"] = f"{100 * (ce_acc - max(mean(A.final(v, 'valid', 'acc')) for v in variants)):.0f}"
-    reg, ce, onehot = best["mse-digit"][0], best["cross-entropy"][0], best["mse-onehot"][0]
-    for key, run in (("mse", reg), ("ce", ce)):
-        dist = A.error_distance(run, labels)
-        F[f"{key}_off_by_one"] = A.pct(dist["off_by_one"], 0)
-        F[f"{key}_err_distance"] = _fmt(dist["mean_distance"], 2)
-    F["ce_second_right"] = A.pct(A.second_choice_right(ce, labels), 0)
-    a, b = A.fitted_line(reg, labels)
-    F["mse_slope"], F["mse_intercept"] = _fmt(b, 2), _fmt(a, 2)
+    closest = max(variants, key=lambda v: mean(A.final(v, "test", "acc")))
+    _put(F, "mse_gap_min", A.compare(best["cross-entropy"], closest, "test", labels["test"]), digits=0)
+    _put(F, "mse_ce_vs_digit", A.compare(best["cross-entropy"], best["mse-digit"], "test", labels["test"]), digits=1)
+    _put(F, "mse_ce_vs_onehot", A.compare(best["cross-entropy"], best["mse-onehot"], "test", labels["test"]), digits=1)
+    shuffle = A.compare(best["mse-shuffled"], best["mse-digit"], "test", labels["test"])
+    _put(F, "mse_shuffled_vs_digit", shuffle, digits=1)
+    F["shuffled_order"] = ("the natural order of the digits is no help" if shuffle["hi"] >= 0 else
+                           "the natural order helps a little, but not enough")
+
+    # where the errors fall: along the number line, whatever digits sit on it
+    y = labels["valid"]
+    dists = {"mse": [A.error_distance(r, y) for r in best["mse-digit"]],
+             "ce": [A.error_distance(r, y) for r in best["cross-entropy"]],
+             "shuffled_digit": [A.error_distance(r, y) for r in best["mse-shuffled"]],
+             "shuffled_value": [A.error_distance(r, y, SHUFFLED) for r in best["mse-shuffled"]]}
+    for key, ds in dists.items():
+        F[f"{key}_off_by_one"] = A.pct(mean(d["off_by_one"] for d in ds), 0)
+        F[f"{key}_err_distance"] = _fmt(mean(d["mean_distance"] for d in ds), 2)
+    even = A.even_errors()
+    F["even_off_by_one"], F["even_err_distance"] = A.pct(even["off_by_one"], 0), _fmt(even["mean_distance"], 2)
+    F["shuffled_map"] = ", ".join(f"{d}→{v}" for d, v in enumerate(SHUFFLED))
+    F["shuffled_4"] = str(SHUFFLED[4])
+    F["ce_second_right"] = A.pct(mean(A.second_choice_right(r, y) for r in best["cross-entropy"]), 0)
+    reg, ce = A.by_seed(best["mse-digit"]), A.by_seed(best["cross-entropy"])
+    F["mse_slope"] = _fmt(mean(A.fitted_line(reg[s], y)[1] for s in reg), 2)
+    # each claim's grade, from its interval over seeds and images
+    off = {name: _off_by_one(best[obj], y, values) for name, obj, values in
+           (("mse", "mse-digit", range(10)), ("ce", "cross-entropy", range(10)), ("shuffled_value", "mse-shuffled", SHUFFLED))}
+    for name, (hits, wrong) in off.items():
+        _put(F, f"{name}_off_vs_even", A.share_interval(hits, wrong, even["off_by_one"]), digits=0)
+    F["ce_even_word"] = "close to" if F["ce_off_vs_even_verdict"] == "within noise" else "unlike"
+    seconds = A.by_seed(best["cross-entropy"])
+    preds = torch.stack([torch.tensor(seconds[s]["valid_pred"]) for s in sorted(seconds)])
+    second = torch.stack([torch.tensor(seconds[s]["valid_second"]) for s in sorted(seconds)])
+    _put(F, "second_vs_chance", A.share_interval(second == y, preds != y, 1 / 9), digits=0)
+    F["second_chance"] = A.pct(1 / 9, 0)
+    outputs = torch.stack([torch.tensor(reg[s]["valid_output"], dtype=torch.float64) for s in sorted(reg)])
+    shrink = A.slope_interval(y.double().expand_as(outputs), outputs, 1.0)
+    F["mse_slope_ci"] = f"[{shrink['lo'] + 1:.2f}, {shrink['hi'] + 1:.2f}]"
+    F["mse_slope_verdict"] = shrink["verdict"]
     F["mse_ratio_17_12"] = f"{A.pair_loss_ratio(1, 7, 2):g}"
 
-    # what survives of "hedging between look-alikes"
-    probs = A.probabilities(ce, valid.x)
-    partner = A.look_alikes(torch.tensor(ce["confusion"]["valid"]))
-    F["partners"] = ", ".join(f"{d}→{p}" for d, p in enumerate(partner))
-    offsets = A.digit_offsets(reg, labels)
-    agree = [d for d in range(10) if math.copysign(1, offsets[d]) == math.copysign(1, partner[d] - d)]
-    F["offset_agree"] = f"{len(agree)} of 10"
-    F["offset_4"], F["offset_9"] = _fmt(offsets[4], 2), _fmt(offsets[9], 2)
-    mir = A.mirror(reg, labels, partner)
-    toward, away = sum(m["toward"] for m in mir), sum(m["away"] for m in mir)
-    F["mirror_toward"], F["mirror_away"] = str(toward), str(away)
-    F["mirror_band"] = "–".join(f"{v:g}" for v in A.MIRROR_BAND)
-    F["mirror_digits"] = f"{sum(m['toward'] > m['away'] for m in mir)} of 10"
-    m4 = mir[4]
-    F["mirror_4_toward"], F["mirror_4_away"], F["mirror_4_partner"] = str(m4["toward"]), str(m4["away"]), str(m4["partner"])
-    rates = A.midpoint_rates(reg, labels)
-    pairs = [(4, 9), (3, 8), (1, 7)]
-    lines = []
-    above = 0
-    for pair in pairs:
-        base = A.same_distance_baseline(rates, pair, pairs)
-        above += rates[pair] > base
-        lines.append(f"{pair[0]}/{pair[1]} {100 * rates[pair]:.0f}% against {100 * base:.0f}%")
-    F["midpoint_lines"] = "; ".join(lines)
-    F["midpoint_above"] = f"{above} of {len(pairs)}"
-    close = [(4, 7), (5, 8), (3, 6)]
-    F["midpoint_close"] = ", ".join(f"{a}/{b} {100 * rates[(a, b)]:.0f}%" for a, b in close)
-    le = A.lean(reg, labels, probs)
-    F["lean_level"] = A.pct(A.UNSURE, 0)
-    F["lean_unsure_n"], F["lean_sure_n"] = f"{le['unsure']['n']:,}", f"{le['sure']['n']:,}"
-    F["lean_unsure"], F["lean_sure"] = A.pct(le["unsure"]["lean"], 0), A.pct(le["sure"]["lean"], 0)
-    F["lean_p"] = f"{le['unsure']['p']:.1g}"
-    F["lean_shift"], F["lean_spread"] = _fmt(le["unsure"]["shift"], 2), _fmt(le["spread"], 2)
-    F["lean_size"] = "large where it applies" if le["unsure"]["shift"] > le["spread"] else "modest"
-    F["lean_unsure_share"] = A.pct(le["unsure"]["n"] / len(labels), 0)
-    F["lean_verdict"] = "supported" if le["unsure"]["p"] < 0.01 and le["unsure"]["lean"] > le["sure"]["lean"] else "not supported"
-    # the in-between images: does the classifier find them ambiguous between the pair?
-    between = A.in_between(reg, labels)
-    share = [probs[f["index"], f["pair"][1] if f["true"] == f["pair"][0] else f["pair"][0]].item() for f in between]
-    F["mse_in_between"] = str(len(between))
-    F["between_partner_prob"] = A.pct(mean(share), 0)
-    F["between_partner_10"] = A.pct(mean(s >= A.UNSURE for s in share), 0)
-    m, s = A.onehot_sums(onehot, valid.x)
+    # does the regression lean towards the digit the classifier sees? per image, all seeds
+    seeds = A.shared_seeds(best["mse-digit"], best["cross-entropy"])
+    leans = [A.lean(reg[s], y, A.probabilities(ce[s], valid.x)) for s in seeds]
+    toward, unsure, sure = (torch.stack([le[k] for le in leans]).double() for k in ("toward", "unsure", "sure"))
+    per_seed = [(le["toward"][le["unsure"]].double().mean().item(), le["toward"][le["sure"]].double().mean().item())
+                for le in leans]
+    F["lean_level"], F["lean_sure_level"] = A.pct(A.UNSURE, 0), A.pct(A.SURE, 0)
+    F["lean_unsure_range"] = f"{100 * min(u for u, _ in per_seed):.0f}–{100 * max(u for u, _ in per_seed):.0f}%"
+    F["lean_sure_range"] = f"{100 * min(s for _, s in per_seed):.0f}–{100 * max(s for _, s in per_seed):.0f}%"
+    F["lean_unsure_share"] = A.pct(unsure.mean().item(), 0)
+    _put(F, "lean_diff", A.group_difference(toward, unsure.bool(), sure.bool()), digits=0)
+    shift = torch.cat([le["shift"][le["unsure"]] for le in leans])
+    F["lean_shift"] = _fmt(shift.median().item(), 2)
+    F["lean_spread"] = _fmt(median(le["spread"] for le in leans), 2)
+
+    # why squared error on one-hot targets trails cross-entropy: where its training loss goes
+    x, t = splits["train"].x, splits["train"].y
+    shares, train_accs = [], []
+    for r in best["mse-onehot"]:
+        out, _ = A.forward(A.layers(r), x)
+        loss = ((out.double() - torch.eye(10, dtype=torch.float64)[t]) ** 2).mean(1)
+        right = out.argmax(1) == t
+        shares.append((loss[right].sum() / loss.sum()).item())
+        train_accs.append(right.double().mean().item())
+    F["onehot_right_share"] = A.pct(mean(shares), 0)
+    F["onehot_train_acc"] = A.pct(mean(train_accs))
+    F["ce_train_acc"] = A.pct(mean(A.final(best["cross-entropy"], "train", "acc")))
+    m, s = A.onehot_sums(best["mse-onehot"][0], valid.x)
     F["onehot_sum"], F["onehot_sum_sd"] = _fmt(m, 2), _fmt(s, 2)
     return F
+
+
+def _off_by_one(runs: list[dict], labels: torch.Tensor, values) -> tuple[torch.Tensor, torch.Tensor]:
+    """S x N booleans over the seeds' validation images: the errors one value apart (in `values`,
+    the digits' values as trained), and the errors."""
+    value = torch.tensor(list(values))
+    preds = torch.stack([torch.tensor(r["valid_pred"]) for r in sorted(runs, key=lambda r: r["config"]["seed"])])
+    wrong = preds != labels
+    return wrong & ((value[preds] - value[labels]).abs() == 1), wrong
 
 
 def environment() -> dict[str, str]:
