@@ -95,19 +95,17 @@ def test_table_of_contents_links_scroll_to_their_sections(reader):
         assert -2 <= where["top"] <= 120 or (where["bottom"] and 0 <= where["top"] < where["height"]), (href, where)
 
 
-def test_code_fold_toggle_opens_its_code(reader):
+def test_the_code_is_shown_open_and_only_echoed_cells_fold(reader):
+    """The from-scratch listings are visible without a click; a cell folds its code only when
+    report.qmd echoes it without unfolding it (plumbing cells are hidden; View source shows the .qmd)."""
     page = reader["page"]
-    folds = page.locator("details.code-fold")
-    assert folds.count() >= len(FIGURES)
-    fold = folds.nth(1)
-    fold.scroll_into_view_if_needed()
-    code = fold.locator("pre")
-    assert fold.evaluate("d => d.open") is False and not code.is_visible()
-    fold.locator("summary").click()
-    assert fold.evaluate("d => d.open") is True and code.is_visible()
-    assert code.bounding_box()["height"] > 10 and code.inner_text().strip()
-    fold.locator("summary").click()
-    assert fold.evaluate("d => d.open") is False
+    chunks = re.findall(r"```\{python\}\n(.*?)```", SOURCE, re.DOTALL)
+    folded = [c for c in chunks if not re.search(r"#\|\s*(echo|include):\s*false|#\|\s*code-fold:\s*false", c)]
+    assert page.locator("details.code-fold").count() == len(folded)
+    listing = page.locator("#quarto-document-content div.sourceCode:not(.cell-code) pre").first
+    listing.scroll_into_view_if_needed()
+    assert listing.is_visible() and "def " in listing.inner_text()
+    assert listing.bounding_box()["height"] > 10
 
 
 def test_clicking_a_figure_opens_the_lightbox_with_its_image(reader):

@@ -25,7 +25,8 @@ SOURCE = (PROJECT_ROOT / "report.qmd").read_text()
 PROSE = re.sub(r"^```.*?^```", "", SOURCE, flags=re.DOTALL | re.MULTILINE)  # without code blocks
 FIGURES = re.findall(r"^#\|\s*label:\s*(fig-[\w-]+)", SOURCE, re.MULTILINE)
 TABLES = re.findall(r"^#\|\s*label:\s*(tbl-[\w-]+)", SOURCE, re.MULTILINE)
-SECTIONS = re.findall(r"\{#(sec-[\w-]+)\}", PROSE)
+SECTIONS = re.findall(r"\{#(sec-[\w-]+)[^}]*\}", PROSE)
+APPENDIX = re.findall(r"\{#(sec-[\w-]+)[^}]*\.appendix[^}]*\}", PROSE)
 REFERENCES = sorted(set(re.findall(r"(?<![\w@])@((?:fig|tbl|sec)-[\w-]*\w)", PROSE)))
 CAPTIONS = [m.strip().strip("\"'") for m in re.findall(r"^#\|\s*(?:fig|tbl)-cap:\s*(.+)$", SOURCE, re.MULTILINE)]
 HEADINGS = [re.sub(r"\s*\{[^}]*\}\s*$", "", h) for h in re.findall(r"^# (.+)$", PROSE, re.MULTILINE)]
@@ -37,6 +38,7 @@ REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 
 def test_the_report_source_gives_the_checks_something_to_check():
     assert FIGURES and TABLES and SECTIONS and REFERENCES and CAPTIONS and HEADINGS and FORMULAS
+    assert APPENDIX and set(APPENDIX) < set(SECTIONS)
     assert len(CAPTIONS) == len(FIGURES) + len(TABLES)
 
 
@@ -220,6 +222,205 @@ def test_math_is_mathml_not_raw_tex(page):
     text = page.visible()
     tex = re.search(r"\\[A-Za-z]+|\\[(\[]|\$\S[^$]*\$", text)
     assert not tex, text[max(0, tex.start() - 80):tex.end() + 80]
+
+
+# --- the main body as a reader reads it --------------------------------------------------------------
+
+MAX_WORDS = 2_500  # the model answer: a fifteen-minute read
+MAX_NUMBERS = 12  # per paragraph
+MAX_SENTENCE = 50  # words
+MIN_LINKED_SECTIONS = 6  # the answers link to the sections that show them
+
+
+class Reading(HTMLParser):
+    """The report as prose: its paragraphs and list items (blocks), each with the sections it sits in,
+    without code, formulas, figures' captions, tables or the title block. `main` blocks are outside
+    Quarto's appendix. Numbers are counted on the text without cross-reference and citation links
+    (their section numbers and years are not quantities). `code` holds every <pre>: whether it is a
+    cell's own code, a cell's output, folded in a <details>, and where it sits."""
+
+    SKIP = {"pre", "code", "math", "svg", "script", "style", "figcaption", "table", "header", "nav", "button"}
+    BLOCKS = {"p", "li", "dd", "dt", "blockquote"}
+    VOID = Page.VOID
+
+    def __init__(self, path: Path):
+        super().__init__(convert_charrefs=True)
+        self._open: list[tuple[str, dict]] = []
+        self._text: list[tuple[list[str], list[str]]] = []  # per open block: all text, text without links
+        self.blocks: list[dict] = []
+        self.links: list[tuple[str, str]] = []  # (section the link sits in, target id)
+        self.code: list[dict] = []  # <pre> blocks: text, whether shown as cell code, in a <details>, in the appendix
+        self.appendix_sections: set[str] = set()
+        self._pre: list[str] | None = None
+        self.feed(path.read_text())
+
+    def _ids(self):
+        return [a.get("id") for _, a in self._open]
+
+    def _classes(self):
+        return [c for _, a in self._open for c in (a.get("class") or "").split()]
+
+    def _where(self) -> dict:
+        ids = self._ids()
+        sections = [a.get("id") for t, a in self._open if t == "section"]
+        return {"main": "quarto-document-content" in ids and "quarto-appendix" not in ids,
+                "appendix": "quarto-appendix" in ids, "sections": sections}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        if tag in self.VOID:
+            return
+        if tag == "section" and self._where()["appendix"]:
+            self.appendix_sections.add(attrs.get("id"))
+        if tag == "a" and attrs.get("href", "").startswith("#"):
+            self.links.append(((self._where()["sections"][:1] or [None])[0], attrs["href"][1:]))
+        self._open.append((tag, attrs))
+        if tag in self.BLOCKS:
+            self._text.append(([], []))
+        if tag == "pre":
+            self._pre = []
+
+    def handle_endtag(self, tag):
+        if not any(t == tag for t, _ in self._open):
+            return
+        while self._open:
+            opened, attrs = self._open[-1]
+            if opened == "pre" and self._pre is not None:
+                classes = self._classes()
+                self.code.append({"text": "".join(self._pre), "cell": "cell-code" in classes, "output": "cell-output" in classes,
+                                  "folded": any(t == "details" for t, _ in self._open), **self._where()})
+                self._pre = None
+            if opened in self.BLOCKS:
+                text, plain = ("".join(parts) for parts in self._text.pop())
+                if text.strip():
+                    self.blocks.append({"text": " ".join(text.split()), "plain": " ".join(plain.split()), **self._where()})
+            self._open.pop()
+            if opened == tag:
+                break
+
+    def handle_data(self, data):
+        if self._pre is not None:
+            self._pre.append(data)
+        if not self._text or any(t in self.SKIP for t, _ in self._open):
+            return
+        self._text[-1][0].append(data)
+        if not any(t == "a" and ("quarto-xref" in a.get("class", "") or a.get("role") == "doc-biblioref")
+                   for t, a in self._open):
+            self._text[-1][1].append(data)
+
+    def main(self) -> list[dict]:
+        return [b for b in self.blocks if b["main"]]
+
+
+def words(text: str) -> int:
+    return len(re.findall(r"[\w][\w'’.,%±≈-]*", text))
+
+
+def numbers(text: str) -> list[str]:
+    return re.findall(r"\d+(?:[.,]\d+)*", text)
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in re.sub(r'([.!?][”"’)]*)\s+(?=[A-Z“"(\[0-9])', "\\1\n", text).split("\n") if s.strip()]
+
+
+@pytest.fixture(scope="module")
+def reading(build) -> Reading:
+    return Reading(build["html"])
+
+
+def test_the_reading_checks_see_the_report(reading):
+    """The parser finds both layers: a main body of some length, and the appendix."""
+    assert sum(words(b["text"]) for b in reading.main()) > 1_000
+    assert sum(words(b["text"]) for b in reading.blocks if b["appendix"]) > 1_000
+    assert reading.appendix_sections >= set(APPENDIX), set(APPENDIX) - reading.appendix_sections
+
+
+def test_main_body_prose_is_a_fifteen_minute_read(reading):
+    total = sum(words(b["text"]) for b in reading.main())
+    assert total <= MAX_WORDS, f"{total} words of prose outside the appendix (at most {MAX_WORDS})"
+
+
+def test_no_main_body_paragraph_carries_more_than_12_numbers(reading):
+    crowded = [(len(numbers(b["plain"])), b["text"][:100]) for b in reading.main() if len(numbers(b["plain"])) > MAX_NUMBERS]
+    assert not crowded, crowded
+
+
+def test_no_sentence_runs_over_50_words(reading):
+    long = [(words(s), s[:120]) for b in reading.blocks for s in sentences(b["text"]) if words(s) > MAX_SENTENCE]
+    assert not long, long
+
+
+def test_the_first_section_answers_and_links_the_sections_that_show_it(reading):
+    first = next(s for b in reading.main() for s in b["sections"][:1])
+    assert first == "sec-answers"
+    sections = {target for where, target in reading.links if where == first and target.startswith("sec-")}
+    assert len(sections) >= MIN_LINKED_SECTIONS, sections
+    answers = [b["text"] for b in reading.main() if b["sections"][:1] == [first] and b["text"].startswith(("Does", "Is"))]
+    assert answers and "held-out" in answers[0] and "validation" not in answers[0], answers[:1]  # held-out numbers first
+
+
+SOURCES = {path.name: path.read_text().splitlines() for path in (PROJECT_ROOT / "src" / "mnist_scratch").glob("*.py")}
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _in_source(part: str) -> str | None:
+    """The module whose source holds `part`'s lines, contiguous and in order, each indented as in
+    `part` up to one shift for the whole (a method is shown dedented)."""
+    lines = part.strip("\n").splitlines()
+    for name, source in SOURCES.items():
+        for i in range(len(source) - len(lines) + 1):
+            window = source[i:i + len(lines)]
+            if [w.strip() for w in window] != [line.strip() for line in lines]:
+                continue
+            shift = _indent(window[0]) - _indent(lines[0])
+            if all(not line.strip() or _indent(w) - _indent(line) == shift for w, line in zip(window, lines)):
+                return name
+    return None
+
+
+def _parts(block: str) -> list[str]:
+    """A listing's pieces: it shows one or more definitions (or one excerpt), a blank line between."""
+    return re.split(r"\n\n(?=(?:def|class|@)\s)", block.strip("\n"))
+
+
+def test_the_from_scratch_code_is_shown_unfolded_and_verbatim_from_src(reading):
+    shown = [c for c in reading.code if c["main"] and not c["cell"] and not c["output"]]
+    assert sum(c["text"].count("def backward(") for c in shown) >= 3
+    loop = [c for c in shown if "for epoch in" in c["text"] and "model.backward(" in c["text"] and "opt.step()" in c["text"]]
+    assert loop, "the training loop is not shown"
+    found = set()
+    for c in shown:
+        assert not c["folded"], c["text"][:80]
+        for part in _parts(c["text"]):
+            name = _in_source(part)
+            assert name, f"shown code is not in src/mnist_scratch/ as shown: {part[:300]}"
+            found.add(name)
+    assert {"modules.py", "sgd.py", "train.py"} <= found, found
+
+
+def test_plumbing_code_is_hidden(reading):
+    cells = [c["text"] for c in reading.code if c["cell"]]
+    plumbing = [t for t in cells if re.search(r"\bdraw\(|\bMarkdown\(|\bshow\(", t)]
+    assert not plumbing, plumbing[0][:200]
+
+
+def test_the_evidence_the_issue_asks_for_is_there(page, reading):
+    """Calibration, the nearest-class-mean baseline and early stopping in the report; the statistics
+    method, calibration and full MNIST's caveats in the appendix."""
+    main_sections = {s for b in reading.main() for s in b["sections"]}
+    appendix_sections = reading.appendix_sections
+    assert {"sec-baselines", "sec-early", "sec-compare"} <= main_sections
+    assert {"sec-stats", "sec-calibration", "sec-full", "sec-mse-claims", "sec-learned"} <= appendix_sections
+    for label in ("fig-calibration", "tbl-calibration", "tbl-baselines", "tbl-early", "fig-unit-ablation"):
+        assert label in page.ids, label
+    text = " ".join(b["text"] for b in reading.blocks)
+    for phrase in ("pixel similarity", "Early stopping", "expected calibration error", "never-used half"):
+        assert phrase in text, phrase
+    assert "McNemar" not in text and "t-interval" not in text
 
 
 # --- PDF ---------------------------------------------------------------------------------------

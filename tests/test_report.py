@@ -59,7 +59,7 @@ def _outputs(nb) -> list[str]:
 def test_every_cell_runs_and_draws(executed):
     nb, _ = executed
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert len(code) >= 15
+    assert len(code) >= 25
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, errors[0]["ename"] + ": " + errors[0]["evalue"]
     for cell in code:
@@ -81,7 +81,7 @@ def test_tables_and_inline_numbers_have_no_nan(executed):
 
 def test_every_cross_reference_has_a_label(source):
     labels = set(re.findall(r"#\|\s*label:\s*((?:fig|tbl)-[\w-]+)", source))
-    labels |= set(re.findall(r"\{#(sec-[\w-]+)\}", source))
+    labels |= set(re.findall(r"\{#(sec-[\w-]+)[^}]*\}", source))
     refs = set(re.findall(r"@((?:fig|tbl|sec)-[\w-]+)", source))
     assert refs, "the report cross-references nothing"
     assert refs <= labels, f"references without a label: {sorted(refs - labels)}"
@@ -99,6 +99,27 @@ def test_figure_cells_have_labels_and_captions(source):
             assert re.search(r"#\|\s*label:\s*fig-", chunk) and "#| fig-cap:" in chunk, chunk
         if "tables." in chunk and "Markdown(" in chunk:
             assert re.search(r"#\|\s*label:\s*tbl-", chunk) and "#| tbl-cap:" in chunk, chunk
+
+
+def test_plumbing_cells_are_hidden_and_the_answers_come_first(source):
+    """Cells that only draw, tabulate or print a listing show their output, not their code (View
+    source still shows the .qmd); the first section is the answers."""
+    for chunk in re.findall(r"```\{python\}\n(.*?)```", source, re.DOTALL):
+        if re.search(r"\bdraw\(|\bMarkdown\(|\bshow\(", chunk):
+            assert re.search(r"#\|\s*(echo|include):\s*false", chunk), chunk
+    headings = re.findall(r"^# (.+)$", re.sub(r"```.*?```", "", source.split("---", 2)[2], flags=re.DOTALL), re.MULTILINE)
+    assert headings[0].startswith("Answers {#sec-answers}"), headings[0]
+    appendix = [i for i, h in enumerate(headings) if ".appendix" in h]
+    assert appendix and appendix == list(range(appendix[0], len(headings))), "the appendices come last, together"
+
+
+def test_the_shown_code_is_read_from_src(source):
+    """Listings are printed from the library's source as the page is built, never typed into it."""
+    shown = re.findall(r"^show\((.*)\)$", source, re.MULTILINE)
+    assert len(shown) >= 6
+    for call in shown:
+        assert re.fullmatch(r"(listings\.(source|excerpt)\([^()]*(\([^()]*\))?[^()]*\),?\s*)+", call), call
+    assert not re.search(r"^\s*def (forward|backward)\(", source, re.MULTILINE), "code typed into the report"
 
 
 def test_captions_cross_reference_nothing(source):

@@ -154,6 +154,8 @@ def _baseline(baseline: list[dict], splits, labels) -> dict[str, str]:
         F[f"{key}_init_logit_std"] = _fmt(initial_logit_std(hidden, splits["train"].x), 2)
         F[f"{key}_train_gap"] = f"{100 * (mean(A.final(runs, 'train', 'acc')) - mean(A.final(runs, 'valid', 'acc'))):.1f}"
     F["ln10"] = _fmt(math.log(10), 2)
+    accs = [round(100 * mean(A.final(base[(h,)], "test", "acc")), 1) for h in (LOGISTIC, TWO_LAYER)]
+    F["depth_points"] = f"{accs[1] - accs[0]:.1f}"  # the difference of the two rounded accuracies as printed
     F["chance"] = A.pct(0.1, 0)
     lr_err, mlp_err = (1 - mean(A.final(base[(h,)], "test", "acc")) for h in (LOGISTIC, TWO_LAYER))
     F["error_reduction"] = A.pct(1 - mlp_err / lr_err, 0)
