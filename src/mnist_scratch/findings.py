@@ -184,6 +184,12 @@ def _comparisons(R, labels) -> dict[str, str]:
     for key, c in zip(names, cs):
         for split in ("valid", "test"):
             _put(F, f"cmp_{key}_{split}", c[split])
+    lr_decay, mlp_decay = cs[1]["test"], cs[2]["test"]
+    F["wd_lr_answer"] = ("it changes nothing measurable" if lr_decay["verdict"] == "within noise" else
+                         f"it changes held-out accuracy by {_pp(lr_decay['mean'])} points, interval {_ci(lr_decay, 2, True)}")
+    F["wd_mlp_answer"] = "A little" if mlp_decay["verdict"] == "supported" and mlp_decay["mean"] > 0 else "Not measurably"
+    just = 0 < mlp_decay["lo"] < 0.001 or -0.001 < mlp_decay["hi"] < 0  # the interval clears 0 by less than 0.1 point
+    F["wd_mlp_graded"] = mlp_decay["verdict"] + (", just" if just else "")
     verdicts = {F[f"cmp_bias_{k}_{split}_verdict"] for k in ("lr", "mlp") for split in ("valid", "test")}
     F["bias_verdicts"] = f"all four {verdicts.pop()}" if len(verdicts) == 1 else "not all alike: see the intervals"
     test_verdicts = {F[f"cmp_bias_{k}_test_verdict"] for k in ("lr", "mlp")}
@@ -211,6 +217,7 @@ def _losses(R, splits) -> dict[str, str]:
     decay = A.by_model(R["weight-decay"])["784-30-10 ReLU"]
     best = A.by(decay, "weight_decay")[(A.best_decay(decay),)]
     _put_loss(F, "loss_decay_vs_lr_test", A.compare_loss(best, base[(LOGISTIC,)], splits["test"]))
+    _put_loss(F, "loss_decay_vs_none_test", A.compare_loss(best, A.by(decay, "weight_decay")[(0.0,)], splits["test"]))
     F["loss_decay_test"] = _fmt(mean(A.final(best, "test", "loss")))
     stopped = A.by(R["early-stopping"], "hidden")[(TWO_LAYER,)]
     _put_loss(F, "loss_stopped_vs_lr_test", A.compare_loss(stopped, base[(LOGISTIC,)], splits["test"]))

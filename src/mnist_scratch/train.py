@@ -239,7 +239,7 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         hist = {"train_loss": [before_t.loss], "valid_loss": [before_v.loss], "valid_acc": [before_v.acc]}
         if splits.test is not None:  # per epoch on the held-out split too: what early stopping would give
             before_h = evaluate(model, loss_fn, obj, splits.test)
-            hist.update(test_loss=[before_h.loss], test_acc=[before_h.acc])
+            hist.update(test_loss=[_finite_or_none(before_h.loss)], test_acc=[before_h.acc])
         step_loss: list[float] = []
         has_relu = any(isinstance(layer, ReLU) for layer in model.layers)
         trace = {"step": [], "share": []}
@@ -273,14 +273,14 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
             look(len(step_loss))
             valid = evaluate(model, loss_fn, obj, splits.valid)
             held = evaluate(model, loss_fn, obj, splits.test) if splits.test is not None else None
-            if not math.isfinite(valid.loss) or (held is not None and not math.isfinite(held.loss)):
+            if not math.isfinite(valid.loss):
                 diverged_at = {"epoch": epoch, "step": len(step_loss)}
                 break
             hist["train_loss"].append(sum(losses) / len(losses))
             hist["valid_loss"].append(valid.loss)
             hist["valid_acc"].append(valid.acc)
-            if held is not None:  # recorded only: no choice ever reads it
-                hist["test_loss"].append(held.loss)
+            if held is not None:  # recorded only: no choice ever reads it (nor stops on it)
+                hist["test_loss"].append(_finite_or_none(held.loss))
                 hist["test_acc"].append(held.acc)
             epochs.set_postfix(valid_loss=f"{valid.loss:.3f}", valid_acc=f"{valid.acc:.3f}")
 
@@ -300,6 +300,11 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
     return result
 
 
+def _finite_or_none(loss: float) -> float | None:
+    """A held-out loss as stored: None where it is infinite or NaN (JSON has no inf)."""
+    return loss if math.isfinite(loss) else None
+
+
 def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
     """Final losses and accuracies on every split, confusion matrices, and validation predictions."""
     final, conf, evals = {}, {}, {}
@@ -307,7 +312,7 @@ def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
         if split is None:
             continue
         ev = evals[name] = evaluate(model, loss_fn, obj, split)
-        final[name] = {"loss": ev.loss if math.isfinite(ev.loss) else None, "acc": ev.acc}  # JSON has no inf
+        final[name] = {"loss": _finite_or_none(ev.loss), "acc": ev.acc}
         if name != "train":
             conf[name] = confusion(split.y, ev.preds)
     valid = evals["valid"]
