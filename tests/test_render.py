@@ -205,7 +205,7 @@ def test_every_section_anchor_and_cross_reference_resolves(page, build):
         assert ref in page.ids, ref
         link = re.search(rf'<a href="#{ref}" class="quarto-xref">([^<]+)</a>', html)
         assert link, f"@{ref} is not a link to it"
-        assert re.fullmatch(r"(Figure|Table|Section)\s+\d+", link.group(1).strip()), link.group(1)
+        assert re.fullmatch(r"(Figure|Table|Section)\s+\d+(\.\d+)*", link.group(1).strip()), link.group(1)
 
 
 def test_no_inline_code_nan_or_inf_is_left_in_the_text(page):
@@ -442,7 +442,7 @@ def test_pdf_has_a_table_of_contents_with_every_section(pdf_text):
 
 def test_pdf_has_every_figure_and_table_with_its_caption(pdf_text):
     text = "\n".join(pdf_text)
-    numbers = {kind: sorted({int(n) for n in re.findall(rf"{kind}\s(\d+):", text)}) for kind in ("Figure", "Table")}
+    numbers = {kind: sorted({int(n) for n in re.findall(rf"{kind}\s+(\d+):", text)}) for kind in ("Figure", "Table")}
     assert numbers["Figure"] == list(range(1, len(FIGURES) + 1)), numbers
     assert numbers["Table"] == list(range(1, len(TABLES) + 1)), numbers
     body = _letters(text)
