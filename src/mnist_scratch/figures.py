@@ -13,6 +13,7 @@ Images (digits, weight maps, heat maps) are embedded with their own pixels (`ima
 none`), which the SVG scales up without blur, instead of resampled copies several times larger.
 """
 
+import io
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,7 @@ from matplotlib.ticker import LogFormatter, LogFormatterSciNotation, MaxNLocator
 from . import analysis as A
 from .data import load_split
 from .experiments import CLASSIFIERS, results
+from .svg import compact
 
 COLUMN = 5.5  # inches: the widest a figure is drawn
 SMALLEST = 10  # points: the smallest text in a figure
@@ -79,14 +81,20 @@ def for_the_column(fig) -> None:
 
 
 def sample_digits(get: Getter):
-    """Ten training images of each digit, one row per digit."""
+    """Ten training images of each digit, one row per digit: one image of 10 x 10 digits with a
+    white gap between them (one embedded image, not a hundred)."""
     train = load_split("train")
-    fig, axes = plt.subplots(10, 10, figsize=(5.5, 5.5))
+    gap = 3
+    size = 10 * 28 + 9 * gap
+    grid = np.zeros((size, size))  # 0 is white in gray_r
     for digit in range(10):
         idx = (train.y == digit).nonzero().squeeze(1)[:10]
-        for ax, i in zip(axes[digit], idx.tolist()):
-            ax.imshow(train.x[i].reshape(28, 28), cmap="gray_r")
-            ax.set_axis_off()
+        for k, i in enumerate(idx.tolist()):
+            top, left = digit * (28 + gap), k * (28 + gap)
+            grid[top:top + 28, left:left + 28] = train.x[i].reshape(28, 28).numpy()
+    fig, ax = plt.subplots(figsize=(5, 5.3))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
+    ax.set_axis_off()
     fig.suptitle("Training images, ten of each digit")
     return fig
 
@@ -352,7 +360,7 @@ def mse_examples(get: Getter):
     reg, ce = best["mse-digit"][0], best["cross-entropy"][0]
     valid = load_split("valid")
     shown = A.ambiguous(reg, ce, valid, 12)
-    fig, axes = plt.subplots(3, 4, figsize=(COLUMN, 6))
+    fig, axes = plt.subplots(4, 3, figsize=(COLUMN, 7.6))
     for ax, f in zip(axes.flat, shown):
         ax.imshow(valid.x[f["index"]].reshape(28, 28), cmap="gray_r")
         ax.set_title(f"{f['true']} ({f['true_prob']:.0%}) or {f['runner']} ({f['prob']:.0%})\nregression: {f['output']:.1f}",
@@ -396,14 +404,29 @@ def draw(name: str, *, tiny: bool = False, jobs=None, data_path=None):
     return fig
 
 
+def svg(fig) -> str:
+    """`fig` as the report embeds it: SVG at the style's settings, made compact (`svg.compact`)."""
+    buf = io.StringIO()
+    with plt.rc_context(STYLE):
+        fig.savefig(buf, format="svg")
+    return compact(buf.getvalue())
+
+
+def png(fig) -> bytes:
+    """`fig` as PNG at the style's settings."""
+    buf = io.BytesIO()
+    with plt.rc_context(STYLE):
+        fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def save(name: str, out: str | Path = "figures", **kw) -> list[Path]:
     """Write figure `name` as PNG and SVG into `out`; returns the paths."""
     fig = draw(name, **kw)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("png", "svg")]
-    with plt.rc_context(STYLE):
-        for path in paths:
-            fig.savefig(path)
+    paths[0].write_bytes(png(fig))
+    paths[1].write_text(svg(fig))
     plt.close(fig)
     return paths
