@@ -134,6 +134,10 @@ def test_code_fold_toggle_opens_its_code(reader):
     assert fold.evaluate("d => d.open") is False
 
 
+# the lightbox's opening animation (it zooms in from a third of the size) is over
+OPENED = "() => document.querySelector('.glightbox-container').getAnimations({subtree: true}).every(a => a.playState === 'finished')"
+
+
 def test_clicking_a_figure_opens_the_lightbox_with_its_image(reader):
     page = reader["page"]
     figure = page.locator(f"#{FIGURES[0]} img")
@@ -144,6 +148,7 @@ def test_clicking_a_figure_opens_the_lightbox_with_its_image(reader):
         shown.wait_for(state="visible", timeout=10_000)
         page.wait_for_function("() => { const i = document.querySelector('.glightbox-container .gslide.current img');"
                                " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
+        page.wait_for_function(OPENED, timeout=10_000)
         assert shown.get_attribute("src") == figure.get_attribute("src")  # the embedded image itself
         box, natural = shown.bounding_box(), shown.evaluate("i => [i.naturalWidth, i.naturalHeight]")
         assert box["width"] > 200 and abs(box["width"] / box["height"] - natural[0] / natural[1]) < 0.05, (box, natural)
@@ -333,7 +338,7 @@ def test_phone_lightbox_shows_a_figure_screen_wide_and_pinch_zooms_it(phone, scr
         shown.wait_for(state="visible", timeout=10_000)
         page.wait_for_function("() => { const i = document.querySelector('.glightbox-container .gslide.current img');"
                                " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
-        page.wait_for_timeout(500)
+        page.wait_for_function(OPENED, timeout=10_000)
         natural = shown.evaluate("i => i.naturalWidth")
         before = shown.bounding_box()
         assert before["width"] >= min(natural, 390) - 1, (before, natural)
