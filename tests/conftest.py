@@ -97,3 +97,13 @@ def rendered(quarto, mnist) -> dict:
     print(f"\nmnist_scratch report: {seconds:.1f} s", file=sys.stderr)
     return {"html": PROJECT_ROOT / "_site" / "report.html", "pdf": PROJECT_ROOT / "_site" / "report.pdf",
             "seconds": seconds, "log": done.stderr}
+
+
+@pytest.fixture(scope="session")
+def screenshots(rendered) -> Path:
+    """_site/screenshots/, emptied once per session: what the browser and PDF tests saw (the page on
+    a phone and a desktop, the PDF's pages), for a person to look at."""
+    folder = rendered["html"].parent / "screenshots"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder

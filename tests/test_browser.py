@@ -1,11 +1,16 @@
 """The rendered HTML in a real browser (Debian's Chromium driven by Playwright), offline.
 
 The page is opened from the file system with every network request blocked, and used as a
-reader would: the table of contents, a folded code cell, the lightbox, the formulas. What to
-expect is read from report.qmd, as in test_render.py.
+reader would: on a desktop (1280 px) the table of contents, a folded code cell, the lightbox, the
+formulas; on a phone (390 px, touch) the width of the page, the contents button, the figures' text
+size, the lightbox's pinch-zoom. What to expect is read from report.qmd, as in test_render.py, and
+from the page itself (every figure, every table). Screenshots go to _site/screenshots/.
 """
 
+import base64
 import re
+import urllib.parse
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -29,11 +34,15 @@ def browser(chromium):
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def reader(browser, rendered):
-    """The report open in a page, plus what it logged and every network request it tried."""
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+LEGIBLE_PX = 8  # the smallest text a figure may show on a phone, in CSS px
+
+
+def open_report(browser, html, device: dict):
+    """The report open in a new page on `device`, plus what it logged and every network request it tried."""
     # reduced motion: Bootstrap then scrolls at once instead of smoothly, so positions are final
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, reduced_motion="reduce")
+    context = browser.new_context(**device, reduced_motion="reduce")
     requests, console = [], []
 
     def offline(route):
@@ -48,10 +57,25 @@ def reader(browser, rendered):
     page = context.new_page()
     page.on("console", lambda m: console.append((m.type, m.text)))
     page.on("pageerror", lambda e: console.append(("pageerror", str(e))))
-    page.goto(rendered["html"].as_uri(), wait_until="load")
+    page.goto(html.as_uri(), wait_until="load")
     page.wait_for_timeout(500)  # scripts run on load (lightbox set-up, scrollspy)
-    yield {"page": page, "requests": requests, "console": console}
-    context.close()
+    return {"page": page, "context": context, "requests": requests, "console": console}
+
+
+@pytest.fixture(scope="module")
+def reader(browser, rendered):
+    """The report open on a desktop."""
+    opened = open_report(browser, rendered["html"], DESKTOP)
+    yield opened
+    opened["context"].close()
+
+
+@pytest.fixture(scope="module")
+def phone(browser, rendered):
+    """The report open on a 390 px touch screen."""
+    opened = open_report(browser, rendered["html"], PHONE)
+    yield opened
+    opened["context"].close()
 
 
 def test_no_console_error_and_no_network_request(reader):
@@ -108,6 +132,10 @@ def test_the_code_is_shown_open_and_only_echoed_cells_fold(reader):
     assert listing.bounding_box()["height"] > 10
 
 
+# the lightbox's opening animation (it zooms in from a third of the size) is over
+OPENED = "() => document.querySelector('.glightbox-container').getAnimations({subtree: true}).every(a => a.playState === 'finished')"
+
+
 def test_clicking_a_figure_opens_the_lightbox_with_its_image(reader):
     page = reader["page"]
     figure = page.locator(f"#{FIGURES[0]} img")
@@ -118,6 +146,7 @@ def test_clicking_a_figure_opens_the_lightbox_with_its_image(reader):
         shown.wait_for(state="visible", timeout=10_000)
         page.wait_for_function("() => { const i = document.querySelector('.glightbox-container .gslide.current img');"
                                " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
+        page.wait_for_function(OPENED, timeout=10_000)
         assert shown.get_attribute("src") == figure.get_attribute("src")  # the embedded image itself
         box, natural = shown.bounding_box(), shown.evaluate("i => [i.naturalWidth, i.naturalHeight]")
         assert box["width"] > 200 and abs(box["width"] / box["height"] - natural[0] / natural[1]) < 0.05, (box, natural)
@@ -146,12 +175,179 @@ def test_formulas_are_laid_out_as_mathml(reader):
         assert fraction["num_bottom"] <= fraction["den_top"] + 1 and fraction["overlap"], fraction
 
 
-def test_full_page_screenshot_is_not_blank(reader, tmp_path):
+def test_full_page_screenshot_is_not_blank(reader, screenshots):
     page = reader["page"]
     page.evaluate("window.scrollTo(0, 0)")
-    shot = tmp_path / "report.png"
+    shot = screenshots / "desktop-full.png"
     page.screenshot(path=str(shot), full_page=True)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert pixels.shape[0] > 5 * 900  # the whole page, not the window
     dark = (pixels < 128).mean()  # text, figures and rules on a white page
     assert 0.005 < dark < 0.5 and pixels.std() > 20, (dark, pixels.std())
+
+
+# --- on a phone ---------------------------------------------------------------------------------
+
+STICKING_OUT = """() => {
+    // elements reaching past the window's right edge that no scrolling box of their own holds
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+        const box = el.getBoundingClientRect();
+        if (box.width === 0 || box.right <= window.innerWidth + 1) continue;
+        let held = false;
+        for (let a = el.parentElement; a && !held; a = a.parentElement)
+            held = ['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(a).overflowX) && a !== document.body
+                   && a !== document.documentElement;
+        if (!held && getComputedStyle(el).position !== 'fixed')
+            out.push(`${el.tagName}#${el.id}.${el.className} right=${Math.round(box.right)}: ${el.textContent.slice(0, 40)}`);
+    }
+    return out;
+}"""
+
+
+def test_phone_page_never_scrolls_sideways(phone, screenshots):
+    """At 390 px the page is 390 px wide: a wide table or formula scrolls in its own box."""
+    page = phone["page"]
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(screenshots / "phone-top.png"))
+    page.screenshot(path=str(screenshots / "phone-full.png"), full_page=True)
+    width = page.evaluate("[window.innerWidth, document.documentElement.scrollWidth, document.body.scrollWidth]")
+    assert width == [390, 390, 390], width  # a mobile browser widens its window to fit what sticks out
+    assert not page.evaluate(STICKING_OUT)
+    tables = page.evaluate("""[...document.querySelectorAll('main table')].map(t => {
+        const box = t.getBoundingClientRect();
+        return {left: box.left, right: box.right, scrolls: t.scrollWidth > t.clientWidth + 1,
+                overflow: getComputedStyle(t).overflowX};
+    })""")
+    assert tables and any(t["scrolls"] for t in tables)  # the wide ones: this report has some
+    for table in tables:
+        assert 0 <= table["left"] and table["right"] <= 390 and (not table["scrolls"] or table["overflow"] == "auto"), table
+
+
+def test_phone_numbers_with_their_spread_stay_on_one_line(phone):
+    """A table cell like "90.74 ± 0.05" is one line on a phone (it used to take three)."""
+    lines = phone["page"].evaluate("""[...document.querySelectorAll('main td')].filter(td => td.textContent.includes('±'))
+        .map(td => { const range = document.createRange(); range.selectNodeContents(td);
+                     return [td.textContent, new Set([...range.getClientRects()].map(r => Math.round(r.top))).size]; })""")
+    assert len(lines) >= 10
+    assert all(n == 1 for _, n in lines), [text for text, n in lines if n != 1]
+
+
+def test_phone_table_of_contents_and_pdf_link_are_one_tap_away(phone, screenshots):
+    """Anywhere on the page, a button opens the contents (with the PDF link); a tap on an entry
+    goes to its section and closes them."""
+    page = phone["page"]
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight / 2)")
+    page.wait_for_timeout(100)
+    button = page.locator("#toc-toggle")
+    assert button.count() == 1, "no contents button"
+    box = button.bounding_box()
+    assert button.is_visible() and box["height"] >= 40 and 0 <= box["y"] and box["y"] + box["height"] <= 844, box
+    contents = page.locator("nav#TOC")
+    assert not contents.is_visible()
+    button.tap()
+    contents.wait_for(state="visible", timeout=5_000)
+    pdf = page.locator('nav#TOC a[href$=".pdf"]')
+    link_box = pdf.bounding_box()
+    assert pdf.is_visible() and 0 <= link_box["y"] and link_box["y"] + link_box["height"] <= 844, link_box
+    page.screenshot(path=str(screenshots / "phone-contents.png"))
+    entries = page.locator("nav#TOC > ul > li > a.nav-link")
+    assert entries.count() >= 5
+    last = entries.nth(entries.count() - 1)
+    href = last.get_attribute("href")
+    last.scroll_into_view_if_needed()
+    last.tap()
+    page.wait_for_timeout(300)
+    assert not contents.is_visible()
+    where = page.evaluate("""id => [document.getElementById(id).getBoundingClientRect().top, window.innerHeight,
+        window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 2]""", href[1:])
+    assert -2 <= where[0] <= 120 or (where[2] and 0 <= where[0] < where[1]), (href, where)
+
+
+def glyph_sizes(svg: str) -> tuple[list[float], float]:
+    """Each character's font size in a matplotlib SVG, in the SVG's own units, and its width in them.
+
+    Matplotlib draws text as glyph outlines (a <path> defined once per glyph in font units, scaled
+    by 1/64) placed with <use> inside groups scaled by font size / 100; as <text>, it states a
+    font size. Multiplying the scales from the root down gives each character's size."""
+    svg_ns, href = "{http://www.w3.org/2000/svg}", "{http://www.w3.org/1999/xlink}href"
+    root = ET.fromstring(svg)
+    glyphs = {p.get("id") for p in root.iter(f"{svg_ns}path") if p.get("transform", "").replace(" ", "") == "scale(0.015625)"}
+    sizes = []
+
+    def scale_of(transform: str | None) -> float:
+        scale = 1.0
+        for op, args in re.findall(r"(\w+)\s*\(([^)]*)\)", transform or ""):
+            values = [float(v) for v in re.split(r"[\s,]+", args.strip())]
+            if op == "scale":
+                scale *= abs(values[0] * (values[1] if len(values) > 1 else values[0])) ** 0.5
+            elif op == "matrix":
+                scale *= abs(values[0] * values[3] - values[1] * values[2]) ** 0.5
+        return scale
+
+    def walk(element, scale):
+        scale *= scale_of(element.get("transform"))
+        if element.tag == f"{svg_ns}use" and element.get(href, "").lstrip("#") in glyphs:
+            sizes.append(100 * scale)
+        elif element.tag == f"{svg_ns}text":
+            size = re.search(r"font(?:-size)?:[^;]*?([\d.]+)px", element.get("style", ""))
+            sizes.append(float(size.group(1)) * scale)
+        for child in element:
+            walk(child, scale)
+
+    walk(root, 1.0)
+    return sizes, float(root.get("viewBox").split()[2])
+
+
+def smallest_text(page) -> dict[str, float]:
+    """Each figure's smallest text in CSS px as the page shows it: the SVG's smallest glyph size
+    times the width the image is drawn at over the SVG's own width."""
+    figures = page.evaluate("""[...document.querySelectorAll('[id^="fig-"] img')].map(i =>
+        [i.closest('[id^="fig-"]').id, i.getAttribute('src'), i.getBoundingClientRect().width])""")
+    out = {}
+    for label, src, width in figures:
+        head, _, body = src.partition(",")
+        assert head.startswith("data:image/svg+xml"), f"{label} is not an SVG, so its text cannot be measured"
+        svg = base64.b64decode(body).decode() if head.endswith(";base64") else urllib.parse.unquote(body)
+        sizes, svg_width = glyph_sizes(svg)
+        assert sizes, f"{label} has no text"
+        out[label] = min(sizes) * width / svg_width
+    return out
+
+
+def test_every_figure_is_legible_on_a_phone_and_larger_on_a_desktop(phone, reader):
+    on_phone, on_desktop = smallest_text(phone["page"]), smallest_text(reader["page"])
+    assert sorted(on_phone) == sorted(on_desktop) and set(FIGURES) <= set(on_phone), (sorted(on_phone), FIGURES)
+    small = {label: round(px, 2) for label, px in on_phone.items() if px < LEGIBLE_PX}
+    assert not small, f"figure text under {LEGIBLE_PX} px on a 390 px phone: {small}"
+    smaller = {label: round(on_desktop[label], 2) for label in on_phone if on_desktop[label] <= on_phone[label]}
+    assert not smaller, f"figure text no larger on a desktop than on a phone: {smaller}"
+
+
+def test_phone_lightbox_shows_a_figure_screen_wide_and_pinch_zooms_it(phone, screenshots):
+    """Tapped, a figure opens at its natural size or the screen's width, whichever is smaller; two
+    fingers spread over it zoom in."""
+    page = phone["page"]
+    figure = page.locator(f"#{FIGURES[0]} img")
+    figure.scroll_into_view_if_needed()
+    figure.tap()
+    try:
+        shown = page.locator(".glightbox-container .gslide.current img")
+        shown.wait_for(state="visible", timeout=10_000)
+        page.wait_for_function("() => { const i = document.querySelector('.glightbox-container .gslide.current img');"
+                               " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
+        page.wait_for_function(OPENED, timeout=10_000)
+        natural = shown.evaluate("i => i.naturalWidth")
+        before = shown.bounding_box()
+        assert before["width"] >= min(natural, 390) - 1, (before, natural)
+        page.screenshot(path=str(screenshots / "phone-lightbox.png"))
+        cdp = phone["context"].new_cdp_session(page)
+        cdp.send("Input.synthesizePinchGesture", {"x": before["x"] + before["width"] / 2, "y": before["y"] + before["height"] / 2,
+                                                  "scaleFactor": 2.5, "gestureSourceType": "touch"})
+        page.wait_for_timeout(500)
+        zoom = page.evaluate("window.visualViewport.scale") * shown.bounding_box()["width"] / before["width"]
+        assert zoom >= 1.8, zoom
+        page.screenshot(path=str(screenshots / "phone-lightbox-zoomed.png"))
+    finally:
+        page.keyboard.press("Escape")
+    page.locator(".glightbox-container").wait_for(state="detached", timeout=10_000)

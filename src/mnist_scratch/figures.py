@@ -2,20 +2,34 @@
 
 Each function takes `get(experiment_name) -> results` and returns a matplotlib Figure drawn in a
 consistent style with the Okabe-Ito colour-blind-safe palette.
+
+Figures are drawn for the column they live in. The HTML shows a figure at its natural size (1 pt =
+4/3 CSS px) but never wider than the text column, which on a 390 px phone is about 358 px wide; the
+PDF shows it at its natural size. So a figure is at most `COLUMN` inches wide and no text in it is
+smaller than `SMALLEST` points: its smallest text is then at least SMALLEST * 358 / (72 * COLUMN)
+= 8.3 CSS px on a phone and 13.3 px on a desktop. Panels that would not fit side by side at that
+size are stacked. `draw` holds every figure to this (see `for_the_column`), new ones included.
+Images (digits, weight maps, heat maps) are embedded with their own pixels (`image.interpolation:
+none`), which the SVG scales up without blur, instead of resampled copies several times larger.
 """
 
+import io
 from pathlib import Path
 from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
-from matplotlib.ticker import MaxNLocator
+from matplotlib.text import Text
+from matplotlib.ticker import LogFormatter, LogFormatterSciNotation, MaxNLocator
 
 from . import analysis as A
 from .data import load_split
 from .experiments import CLASSIFIERS, results
+from .svg import compact
 
+COLUMN = 5.5  # inches: the widest a figure is drawn
+SMALLEST = 10  # points: the smallest text in a figure
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 STYLE = {
     "axes.prop_cycle": plt.cycler(color=OKABE_ITO),
@@ -23,26 +37,64 @@ STYLE = {
     "axes.spines.right": False,
     "axes.grid": True,
     "grid.alpha": 0.3,
-    "font.size": 10,
+    "font.size": SMALLEST,
+    "axes.titlesize": SMALLEST + 1,
+    "legend.fontsize": SMALLEST,
     "legend.frameon": False,
+    "image.interpolation": "none",  # an image's own pixels, not a resampled copy
+    "figure.figsize": (COLUMN, 0.6 * COLUMN),
     "figure.dpi": 110,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.03,  # constrained layout leaves its own margin
     "figure.constrained_layout.use": True,
 }
 MODEL_COLOURS = dict(zip(CLASSIFIERS, OKABE_ITO))
 Getter = Callable[[str], list[dict]]
 
 
+class PlainLog(LogFormatter):
+    """Log-axis labels as plain numbers (0.001, 0.3, 10), on the ticks matplotlib would label;
+    its default writes powers of ten with superscripts set at 70% size, too small on a phone."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def for_the_column(fig) -> None:
+    """Hold `fig` to the column: at most COLUMN inches wide (scaled down, aspect kept, if wider),
+    log axes in plain numbers, no text below SMALLEST points. A guard on every figure `draw`
+    makes: the figure functions below keep to it already."""
+    width, height = fig.get_size_inches()
+    if width > COLUMN:
+        fig.set_size_inches(COLUMN, height * COLUMN / width)
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if isinstance(axis.get_major_formatter(), LogFormatterSciNotation):
+                base = axis.get_transform().base
+                axis.set_major_formatter(PlainLog(base))
+                axis.set_minor_formatter(PlainLog(base, labelOnlyBase=False))
+    fig.draw_without_rendering()  # lays out the figure and makes its tick labels, found below
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < SMALLEST:
+            text.set_fontsize(SMALLEST)
+
+
 def sample_digits(get: Getter):
-    """Ten training images of each digit, one row per digit."""
+    """Ten training images of each digit, one row per digit: one image of 10 x 10 digits with a
+    white gap between them (one embedded image, not a hundred)."""
     train = load_split("train")
-    fig, axes = plt.subplots(10, 10, figsize=(5.5, 5.5))
+    gap = 3
+    size = 10 * 28 + 9 * gap
+    grid = np.zeros((size, size))  # 0 is white in gray_r
     for digit in range(10):
         idx = (train.y == digit).nonzero().squeeze(1)[:10]
-        for ax, i in zip(axes[digit], idx.tolist()):
-            ax.imshow(train.x[i].reshape(28, 28), cmap="gray_r")
-            ax.set_axis_off()
+        for k, i in enumerate(idx.tolist()):
+            top, left = digit * (28 + gap), k * (28 + gap)
+            grid[top:top + 28, left:left + 28] = train.x[i].reshape(28, 28).numpy()
+    fig, ax = plt.subplots(figsize=(5, 5.3))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
+    ax.set_axis_off()
     fig.suptitle("Training images, ten of each digit")
     return fig
 
@@ -51,44 +103,47 @@ def loss_curves(get: Getter):
     """Per epoch, both baseline classifiers: training and validation loss (top) and validation
     accuracy (bottom), mean over seeds with a ±1 std band."""
     groups = A.by(get("baseline"), "hidden")
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex="col", sharey="row", height_ratios=(3, 2))
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN, 5), sharex="col", sharey="row", height_ratios=(3, 2))
     for col, (name, hidden) in enumerate(CLASSIFIERS.items()):
         runs = groups[(hidden,)]
         ax, ax_acc = axes[0][col], axes[1][col]
         for key, style, label in (("train_loss", "--", "training"), ("valid_loss", "-", "validation")):
             m, s = map(np.array, A.mean_curves(runs, key))
             epochs = np.arange(len(m))
-            ax.plot(epochs, m, style, color=MODEL_COLOURS[name], label=f"{label} loss")
+            ax.plot(epochs, m, style, color=MODEL_COLOURS[name], label=label)
             ax.fill_between(epochs, m - s, m + s, color=MODEL_COLOURS[name], alpha=0.2, linewidth=0)
         m, s = (100 * np.array(v) for v in A.mean_curves(runs, "valid_acc"))
         epochs = np.arange(1, len(m))
         ax_acc.plot(epochs, m[1:], "-o", color=MODEL_COLOURS[name], markersize=3, label="validation accuracy")
         ax_acc.fill_between(epochs, m[1:] - s[1:], m[1:] + s[1:], color=MODEL_COLOURS[name], alpha=0.2, linewidth=0)
         ax.set_yscale("log")
-        ax.set_title(f"{name} ({len(runs)} seeds)")
-        ax.legend()
-        ax_acc.set_xlabel("epoch (0 = before training)")
+        ax.set_title(f"{name}\n({len(runs)} seeds)")
+        ax.legend(title="loss")
+        ax_acc.set_xlabel("epoch\n(0 = before training)")
         ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0][0].set_ylabel("cross-entropy loss (log scale)")
-    axes[1][0].set_ylabel("validation accuracy (%)")
+    axes[0][0].set_ylabel("cross-entropy loss\n(log scale)")
+    axes[1][0].set_ylabel("validation\naccuracy (%)")
     return fig
 
 
 def lr_sweep(get: Getter):
     """Per classifier: final validation loss against the peak learning rate (a line per epoch budget),
-    and the mean validation accuracy of every setting; outlined: the plateau, black: the choice."""
+    and the mean validation accuracy of every setting; outlined: the plateau, black: the choice.
+    The two loss panels side by side, each model's accuracy grid below them at full width."""
     sweep = get("lr-sweep")
     chosen = A.chosen(sweep)
     labels = load_split("valid").y
-    fig, axes = plt.subplots(2, 2, figsize=(8.5, 6.8), width_ratios=(1, 1.3))
-    for (ax_loss, ax_acc), name in zip(axes, CLASSIFIERS):
+    fig, axes = plt.subplot_mosaic([["loss0", "loss1"], ["acc0", "acc0"], ["acc1", "acc1"]], figsize=(COLUMN, 8),
+                                   height_ratios=(3, 2, 2))
+    for k, name in enumerate(CLASSIFIERS):
+        ax_loss, ax_acc = axes[f"loss{k}"], axes[f"acc{k}"]
         table = A.settings(sweep, name)
         lrs = sorted({lr for lr, _ in table})
         budgets = sorted({e for _, e in table})
         for colour, epochs in zip(OKABE_ITO[1:], budgets):
             pts = [(lr, table[(lr, epochs)]["loss"]) for lr in lrs if table[(lr, epochs)]["loss"] is not None]
             ax_loss.plot(*zip(*pts), "o-", color=colour, markersize=4, label=f"{epochs} epochs")
-        ax_loss.set(xscale="log", yscale="log", ylabel="validation loss (mean over seeds)", title=name)
+        ax_loss.set(xscale="log", yscale="log", title=name, xlabel="peak learning rate")
         grid = np.array([[np.nan if table[(lr, e)]["acc"] is None else 100 * table[(lr, e)]["acc"] for lr in lrs]
                          for e in budgets])
         im = ax_acc.imshow(grid, cmap="viridis", vmin=max(np.nanmax(grid) - 12, np.nanmin(grid)), vmax=np.nanmax(grid),
@@ -99,19 +154,19 @@ def lr_sweep(get: Getter):
                 v = grid[i, j]
                 text = "div." if np.isnan(v) else f"{v:.1f}"
                 light = not np.isnan(v) and v < np.nanmax(grid) - 6
-                ax_acc.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if light else "black")
+                ax_acc.text(j, i, text, ha="center", va="center", color="white" if light else "black")
                 if (lr, e) in top["settings"]:
                     ax_acc.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=1.5))
                 if (lr, e) == chosen[name]:
                     ax_acc.add_patch(plt.Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=2.5))
         ax_acc.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
         ax_acc.set_yticks(range(len(budgets)), budgets)
-        ax_acc.set(ylabel="epochs", title="mean validation accuracy (%)")
+        ax_acc.set(ylabel="epochs", title=f"{name}: mean validation accuracy (%)")
         ax_acc.grid(False)
-        fig.colorbar(im, ax=ax_acc, shrink=0.9)
-    axes[0][0].legend(loc="upper right", fontsize=8, ncol=2)
-    axes[1][0].set_xlabel("peak learning rate (decays linearly to 0)")
-    axes[1][1].set_xlabel("peak learning rate")
+        fig.colorbar(im, ax=ax_acc, pad=0.02)
+    axes["loss0"].set_ylabel("validation loss\n(mean over seeds)")
+    axes["acc1"].set_xlabel("peak learning rate (decays linearly to 0)")
+    fig.legend(*axes["loss0"].get_legend_handles_labels(), loc="outside upper center", ncol=4)
     return fig
 
 
@@ -119,14 +174,14 @@ def dead_units(get: Getter):
     """Share of the 784-30-10 network's hidden units that are dead, against the training step, per
     peak learning rate (the sweep's 20-epoch runs, mean over seeds)."""
     sweep = [r for r in get("lr-sweep") if tuple(r["config"]["hidden"]) and r["config"]["epochs"] == 20]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(COLUMN, 4))
     groups = A.by(sweep, "lr")
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(groups)))
     for colour, ((lr,), runs) in zip(colours, sorted(groups.items())):
         steps, shares = A.dead_trace(runs)
-        ax.plot(steps[1:], [100 * v for v in shares[1:]], "-", color=colour, marker=".", markersize=3, label=f"lr {lr:g}")
+        ax.plot(steps[1:], [100 * v for v in shares[1:]], "-", color=colour, marker=".", markersize=3, label=f"{lr:g}")
     ax.set(xscale="log", xlabel="training step (log scale)", ylabel="dead hidden units (%)", ylim=(-3, 103))
-    ax.legend(fontsize=8, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.legend(title="peak learning rate", loc="outside upper center", ncol=(len(groups) + 1) // 2)
     return fig
 
 
@@ -134,7 +189,7 @@ def weight_decay(get: Getter):
     """Training (dashed) and validation (solid) accuracy against weight decay (mean ± std over seeds);
     the horizontal lines are the same models without decay."""
     runs = get("weight-decay")
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(COLUMN, 4.4))
     for name, model_runs in A.by_model(runs).items():
         groups = A.by(model_runs, "weight_decay")
         colour = MODEL_COLOURS[name]
@@ -145,18 +200,18 @@ def weight_decay(get: Getter):
             stats = np.array([A.spread(A.final(groups[(x,)], split, "acc")) for x in xs]) * 100
             ax.errorbar(xs, stats[:, 0], yerr=stats[:, 1], fmt="o" + style, color=colour, capsize=3, markersize=4,
                         label=f"{name}, {word}")
-    ax.set(xscale="log", xlabel="weight decay (L2 coefficient; horizontal lines: no decay)", ylabel="accuracy (%)")
-    ax.legend(fontsize=8)
+    ax.set(xscale="log", xlabel="weight decay (L2 coefficient)\nhorizontal lines: no decay", ylabel="accuracy (%)")
+    fig.legend(loc="outside upper center", ncol=2)
     return fig
 
 
 def hidden_size(get: Getter):
     """784-h-10 against h, each width at its own tuned rate: every seed's validation accuracy (dots),
-    the mean over seeds (line); right, the same zoomed in, with held-out test accuracy."""
+    the mean over seeds (line); below, the same zoomed in, with held-out test accuracy."""
     own = A.at_own_rate(get("hidden-size"))
     groups = {((h,),): g for h, g in own.items()}
     xs = list(own)
-    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (ax, zoom) = plt.subplots(2, 1, figsize=(COLUMN, 6.4), sharex=True)
     for axis in (ax, zoom):
         for split, style, colour, word in (("train", "--", OKABE_ITO[1], "training"), ("valid", "-", OKABE_ITO[2], "validation"),
                                            ("test", ":", OKABE_ITO[0], "held-out test")):
@@ -169,11 +224,12 @@ def hidden_size(get: Getter):
             axis.plot([x] * len(accs), accs, ".", color=OKABE_ITO[2], alpha=0.5)
         axis.set_xscale("log", base=2)
         axis.set_xticks(xs, [str(x) for x in xs])
-        axis.set(xlabel="hidden units h")
-    ax.set(ylabel="accuracy (%)", title="all widths (dots: seeds)")
+        axis.set(ylabel="accuracy (%)")
+    zoom.set(xlabel="hidden units h")
+    ax.set(title="all widths (dots: seeds)")
     low = min(100 * np.mean(A.final(g, "valid", "acc")) for k, g in groups.items() if k[0][0] >= 16)
     zoom.set(ylim=(np.floor(low) - 1, 100.5), title=f"zoom: {np.floor(low) - 1:g}-100%")
-    zoom.legend(fontsize=8, loc="lower right")
+    zoom.legend(loc="lower right")
     return fig
 
 
@@ -182,10 +238,10 @@ def templates(get: Getter):
     run = A.by(get("baseline"), "hidden", "seed")[((), 0)][0]
     (w, _), = A.layers(run)
     limit = w.abs().max().item()
-    fig, axes = plt.subplots(2, 5, figsize=(8, 3.8))
+    fig, axes = plt.subplots(2, 5, figsize=(COLUMN, 3))
     for k, ax in enumerate(axes.flat):
         im = ax.imshow(w[k].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(str(k), fontsize=11)
+        ax.set_title(str(k))
         ax.set_axis_off()
     fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
     return fig
@@ -198,11 +254,11 @@ def hidden_units(get: Getter):
     train = load_split("train")
     (w, _), *_ = A.layers(run)
     kinds = A.unit_kinds(run, train.x)
-    fig, axes = plt.subplots(5, 6, figsize=(8, 7.2))
+    fig, axes = plt.subplots(6, 5, figsize=(COLUMN, 8))
     for j, ax in enumerate(axes.flat):
         limit = w[j].abs().max().item()
         ax.imshow(w[j].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(f"{j}: {kinds[j]}", fontsize=9, color="black" if kinds[j] != "dead" else OKABE_ITO[3])
+        ax.set_title(f"{j}: {kinds[j]}", fontsize=SMALLEST, color="black" if kinds[j] != "dead" else OKABE_ITO[3])
         ax.set_axis_off()
     return fig
 
@@ -212,10 +268,10 @@ def top_losses(get: Getter):
     run = A.by(get("baseline"), "hidden", "seed")[((30,), 0)][0]
     valid = load_split("valid")
     worst = A.top_losses(run, valid, 16)
-    fig, axes = plt.subplots(2, 8, figsize=(8, 2.9))
+    fig, axes = plt.subplots(2, 8, figsize=(COLUMN, 2.5))
     for ax, t in zip(axes.flat, worst):
         ax.imshow(valid.x[t["index"]].reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"{t['true']} → {t['pred']}\n{t['prob']:.3f}", fontsize=11)
+        ax.set_title(f"{t['true']} → {t['pred']}\n{t['prob']:.3f}", fontsize=SMALLEST)
         ax.set_axis_off()
     return fig
 
@@ -223,7 +279,7 @@ def top_losses(get: Getter):
 def test_confusion(get: Getter):
     """Errors of both classifiers on the held-out test split: confusion counts off the diagonal, mean over seeds."""
     groups = A.by(get("baseline"), "hidden")
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN, 3.6))
     mats = {name: A.mean_confusion(groups[(h,)], "test").numpy() for name, h in CLASSIFIERS.items()}
     top = max(m[~np.eye(10, dtype=bool)].max() for m in mats.values())
     for ax, (name, conf) in zip(axes, mats.items()):
@@ -231,11 +287,12 @@ def test_confusion(get: Getter):
         im = ax.imshow(off, cmap="Oranges", vmin=0, vmax=top)
         for (i, j), v in np.ndenumerate(conf):
             if i != j and v >= 0.5:
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8, color="white" if v > top / 2 else "black")
-        ax.set(title=f"{name} ({len(groups[(CLASSIFIERS[name],)])} seeds)", xlabel="predicted digit", ylabel="true digit",
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", color="white" if v > top / 2 else "black")
+        ax.set(title=f"{name}\n({len(groups[(CLASSIFIERS[name],)])} seeds)", xlabel="predicted digit",
                xticks=range(10), yticks=range(10))
         ax.grid(False)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="wrong predictions (mean over seeds)")
+    axes[0].set_ylabel("true digit")
+    fig.colorbar(im, ax=axes, location="bottom", shrink=0.7, label="wrong predictions (mean over seeds)")
     return fig
 
 
@@ -244,7 +301,7 @@ def paired(get: Getter):
     test and the validation splits."""
     labels = {split: load_split(split).y for split in ("test", "valid")}
     comparisons = A.comparisons(get("baseline"), get("weight-decay"), get("bias"), labels)
-    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(comparisons) + 1))
+    fig, ax = plt.subplots(figsize=(COLUMN, 0.55 * len(comparisons) + 1.4))
     for i, c in enumerate(comparisons):
         for dy, split, colour, marker in ((-0.12, "test", OKABE_ITO[1], "s"), (0.12, "valid", OKABE_ITO[0], "o")):
             d = c[split]
@@ -254,8 +311,8 @@ def paired(get: Getter):
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(comparisons)), [c["label"] for c in comparisons])
     ax.invert_yaxis()
-    ax.set(xlabel="difference in accuracy (percentage points), with its 95% interval over seeds and images")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set(xlabel="difference in accuracy (percentage points),\nwith its 95% interval over seeds and images")
+    fig.legend(loc="outside upper center", ncol=2)
     return fig
 
 
@@ -270,7 +327,7 @@ def calibration(get: Getter):
     models = {"logistic regression": base[(CLASSIFIERS["logistic regression"],)],
               "784-30-10 ReLU": base[(CLASSIFIERS["784-30-10 ReLU"],)],
               f"784-30-10, weight decay {best:g}": A.by(decay, "weight_decay")[(best,)]}
-    fig, (ax, share) = plt.subplots(2, 1, figsize=(6.5, 6), sharex=True, height_ratios=(3, 1.3))
+    fig, (ax, share) = plt.subplots(2, 1, figsize=(COLUMN, 6), sharex=True, height_ratios=(3, 1.3))
     ax.plot([0, 1], [0, 1], ":", color="black", label="perfectly calibrated")
     width = 0.1 / (len(models) + 1)
     for k, (colour, (label, runs)) in enumerate(zip((OKABE_ITO[0], OKABE_ITO[1], OKABE_ITO[2]), models.items())):
@@ -282,7 +339,7 @@ def calibration(get: Getter):
         share.bar([b["lo"] + (k + 1) * width for b in c["bins"]], [100 * b["n"] / total for b in c["bins"]],
                   width=width, color=colour)
     ax.set(ylabel="accuracy in the bin", xlim=(0, 1.02), ylim=(0, 1.02))
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(loc="upper left")
     share.set(xlabel="confidence: the probability of the predicted digit (bins of 0.1)", ylabel="images (%)",
               yscale="log")
     return fig
@@ -298,7 +355,7 @@ def unit_ablation(get: Getter):
     for run in runs:
         for kind, rise in zip(A.unit_kinds(run, train.x), A.ablation(run, valid)["loss"].tolist()):
             rises[kind].append(rise)
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(COLUMN, 3.8))
     jitter = np.random.default_rng(0)
     for i, (colour, kind) in enumerate(zip(OKABE_ITO, kinds)):
         ys = rises[kind]
@@ -315,7 +372,7 @@ def mse_predictions(get: Getter):
     run = A.best_mse_runs(get("mse-regression"))["mse-digit"][0]
     labels = load_split("valid").y
     outputs = A.regression_outputs(run, labels)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(COLUMN, 4.4))
     parts = ax.violinplot(list(outputs.values()), positions=list(outputs), widths=0.85, showmeans=True,
                           showextrema=False)
     for body in parts["bodies"]:
@@ -333,18 +390,19 @@ def mse_predictions(get: Getter):
 
 
 def mse_confusion(get: Getter):
-    """Confusion matrices (validation) of the single-number MSE model and the cross-entropy model."""
+    """Confusion matrices (validation) of the single-number MSE model and the cross-entropy model,
+    one above the other (their three-digit counts need the column's width)."""
     best = A.best_mse_runs(get("mse-regression"))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig, axes = plt.subplots(2, 1, figsize=(4.6, 9))
     for ax, (obj, title) in zip(axes, (("mse-digit", "MSE, one number"), ("cross-entropy", "cross-entropy"))):
         conf = np.array(best[obj][0]["confusion"]["valid"])
         im = ax.imshow(conf + 1, cmap="Blues", norm=LogNorm(1, conf.max() + 1))
         for (i, j), v in np.ndenumerate(conf):
             if v:
-                ax.text(j, i, v, ha="center", va="center", fontsize=6.5, color="white" if v > 150 else "black")
+                ax.text(j, i, v, ha="center", va="center", color="white" if v > 150 else "black")
         ax.set(title=title, xlabel="predicted digit", ylabel="true digit", xticks=range(10), yticks=range(10))
         ax.grid(False)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="count + 1 (log scale)")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="count + 1 (log scale)")
     return fig
 
 
@@ -355,11 +413,11 @@ def mse_examples(get: Getter):
     reg, ce = best["mse-digit"][0], best["cross-entropy"][0]
     valid = load_split("valid")
     shown = A.ambiguous(reg, ce, valid, 12)
-    fig, axes = plt.subplots(2, 6, figsize=(8.5, 3.9))
+    fig, axes = plt.subplots(4, 3, figsize=(COLUMN, 7.6))
     for ax, f in zip(axes.flat, shown):
         ax.imshow(valid.x[f["index"]].reshape(28, 28), cmap="gray_r")
         ax.set_title(f"{f['true']} ({f['true_prob']:.0%}) or {f['runner']} ({f['prob']:.0%})\nregression: {f['output']:.1f}",
-                     fontsize=9)
+                     fontsize=SMALLEST)
         ax.set_axis_off()
     return fig
 
@@ -395,9 +453,26 @@ def draw(name: str, *, tiny: bool = False, jobs=None, data_path=None):
 
     with plt.rc_context(STYLE):
         fig = FIGURES[name](get)
+        for_the_column(fig)
         interactive = plt.isinteractive()  # Jupyter's inline backend, if first used here, turns this on
     plt.interactive(interactive)  # and leaving rc_context would turn it off, hiding every later figure
     return fig
+
+
+def svg(fig) -> str:
+    """`fig` as the report embeds it: SVG at the style's settings, made compact (`svg.compact`)."""
+    buf = io.StringIO()
+    with plt.rc_context(STYLE):
+        fig.savefig(buf, format="svg")
+    return compact(buf.getvalue())
+
+
+def png(fig) -> bytes:
+    """`fig` as PNG at the style's settings."""
+    buf = io.BytesIO()
+    with plt.rc_context(STYLE):
+        fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def save(name: str, out: str | Path = "figures", **kw) -> list[Path]:
@@ -406,8 +481,7 @@ def save(name: str, out: str | Path = "figures", **kw) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("png", "svg")]
-    with plt.rc_context(STYLE):
-        for path in paths:
-            fig.savefig(path)
+    paths[0].write_bytes(png(fig))
+    paths[1].write_text(svg(fig))
     plt.close(fig)
     return paths

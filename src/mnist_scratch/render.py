@@ -21,7 +21,7 @@ import yaml
 
 from .errors import UserError
 from .experiments import EXPERIMENTS, build
-from .figures import FIGURES, STYLE, save
+from .figures import FIGURES, png, save, svg
 from .store import PROJECT_ROOT
 
 NO_INSTALL_ENV = "MNIST_SCRATCH_NO_QUARTO_INSTALL"  # set to skip the `pip install quarto-cli` attempt
@@ -60,14 +60,20 @@ def install_quarto() -> str | None:
 
 
 def figure_formats() -> None:
-    """In the report's kernel: show every figure as SVG and PNG, each written as `figures.save` does.
+    """In the report's kernel: show every figure as SVG and PNG, each written as `figures.save` does
+    (compact SVG, the style's margins and resolution).
 
     HTML and PDF embed the SVG (Quarto prefers it); `report` copies both into figures/, so no
     figure is drawn twice.
     """
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
     from matplotlib_inline.backend_inline import set_matplotlib_formats
 
-    set_matplotlib_formats("svg", "png", dpi=STYLE["savefig.dpi"])
+    set_matplotlib_formats("svg", "png")
+    formatters = get_ipython().display_formatter.formatters
+    formatters["image/svg+xml"].for_type(Figure, svg)
+    formatters["image/png"].for_type(Figure, png)
 
 
 def notebook_figures(notebook: Path, out: Path) -> list[str]:
