@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_scratch import data, store
+from mnist_scratch import data, provenance, store
 from mnist_scratch.errors import UserError
 
 PYTHON = sys.executable
@@ -432,3 +432,71 @@ def test_cli_reports_missing_data_in_one_line(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
     assert "MNIST not found" in lines[0] and "/nonexistent/path" in lines[0]
+
+
+# --- a small folder of MNIST's shape ---------------------------------------------------------------
+
+MINI_COUNTS = {"training": tuple(range(3, 13)), "testing": tuple(range(2, 12))}  # all distinct, as MNIST's
+
+
+@pytest.fixture
+def mini(tmp_path, monkeypatch) -> Path:
+    """An mnist_png of 145 distinct random 28 x 28 images, MNIST's shape scaled down (counts patched),
+    with a cache of its own; the process forgets what it established about the data before and after."""
+    monkeypatch.setattr(provenance, "MNIST_COUNTS", MINI_COUNTS)
+    monkeypatch.setenv(store.CACHE_ENV, str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mnist_png"
+    for split_dir, counts in MINI_COUNTS.items():
+        index = 0
+        for digit, n in enumerate(counts):
+            (root / split_dir / str(digit)).mkdir(parents=True)
+            for _ in range(n):
+                Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / split_dir / str(digit) / f"{index}.png")
+                index += 1
+    data.forget()
+    yield root
+    data.forget()
+
+
+def one_per_digit(root: Path) -> dict[str, list[Path]]:
+    """A split of each kind for `data.decode`: the first image of every digit folder."""
+    return {name: [min((root / split_dir / str(d)).iterdir(), key=lambda p: int(p.stem)) for d in range(10)]
+            for name, split_dir in (("train", "training"), ("valid", "testing"))}
+
+
+# --- PNGs of every bit depth ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 16])
+def test_greyscale_png_of_any_bit_depth_decodes_to_its_pixels(mini, bits):
+    """The same picture saved at 1, 2, 4, 8 or 16 bits decodes to the same pixels in [0, 1]. (At 16
+    bits, fastai's conversion alone gives two grey levels.) Pixels are first rounded to the levels
+    the depth can hold: k * 255 / (2**bits - 1)."""
+    path = one_per_digit(mini)["train"][3]
+    with Image.open(path) as img:
+        levels = 2 ** min(bits, 8) - 1
+        expected = (np.round(np.asarray(img, dtype=np.float64) / 255 * levels) * (255 // levels)).astype(np.uint8)
+    path.unlink()
+    if bits == 16:
+        Image.fromarray(expected.astype(np.uint16) * 257).save(path)  # 0..255 scaled to 0..65535
+    elif bits == 1:
+        Image.fromarray(expected > 127).save(path)
+    else:
+        Image.fromarray(expected).save(path, bits=bits)
+    assert path.read_bytes()[24] == bits  # the depth the PNG header states
+
+    x, _ = data.decode(one_per_digit(mini))["train"]
+    np.testing.assert_array_equal(x[3].reshape(28, 28), expected)
+
+
+@pytest.mark.parametrize("mode,kind", [("RGB", "colour (RGB)"), ("P", "palette"), ("LA", "greyscale-with-alpha"),
+                                       ("RGBA", "colour-with-alpha (RGBA)")])
+def test_png_that_is_not_greyscale_is_refused_by_name(mini, mode, kind):
+    path = one_per_digit(mini)["train"][5]
+    with Image.open(path) as img:
+        img.convert(mode).save(path)
+    with pytest.raises(UserError) as e:
+        data.decode(one_per_digit(mini))
+    assert str(e.value) == f"the MNIST image {path} is a {kind} PNG, not greyscale like MNIST's"
+    assert e.value.exit_code == 1

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from PIL import Image
 
 from mnist_scratch import cli as cli_module
-from mnist_scratch import data, experiments, results, runner, store
+from mnist_scratch import data, experiments, provenance, results, runner, store
 from mnist_scratch.experiments import EXPERIMENTS, configs
 from mnist_scratch.train import RunConfig, Split, Splits, train
 
@@ -162,6 +163,25 @@ BAD_INPUTS_IN_PROCESS = [
     ("data-name-too-long", ["--data", "d" * 300, "data"], 2, ["--data", "File name too long"]),
     ("data-variable-under-no-such-user", ["@env", data.DATA_ENV, "~nosuchuser/m", "data"], 2, [f"${data.DATA_ENV} ~nosuchuser/m"]),
     ("fastai-home-under-no-such-user", ["@env", "FASTAI_HOME", "~nosuchuser", "data"], 2, ["$FASTAI_HOME ~nosuchuser"]),
+    ("fastai-home-is-a-file", ["@env", "FASTAI_HOME", "@file", "data"], 2,
+     ["$FASTAI_HOME", "a-file is not a folder: fastai keeps MNIST in $FASTAI_HOME/data/mnist_png"]),
+    ("jobs-variable-double-minus", ["@env", runner.JOBS_ENV, "--2", "--tiny", "run", "lr-sweep"], 2,
+     [f"${runner.JOBS_ENV} must be a whole number of worker processes, got '--2'"]),
+    ("jobs-variable-plus-minus", ["@env", runner.JOBS_ENV, "+-2", "--tiny", "run", "lr-sweep"], 2, ["got '+-2'"]),
+    ("jobs-variable-exponent", ["@env", runner.JOBS_ENV, "1e3", "--tiny", "run", "lr-sweep"], 2, ["got '1e3'"]),
+    ("jobs-variable-arabic-digit", ["@env", runner.JOBS_ENV, "\u0663", "--tiny", "run", "lr-sweep"], 2,
+     ["must be a whole number"]),
+    ("jobs-variable-two-numbers", ["@env", runner.JOBS_ENV, "2 2", "--tiny", "run", "lr-sweep"], 2, ["got '2 2'"]),
+    ("cache-empty", ["--cache", "", "list"], 2, ["--cache is empty"]),
+    ("cache-blank-after-the-command", ["train", "--cache", " "], 2, ["--cache is empty"]),
+    ("data-empty", ["--data", "", "data"], 2, ["--data is empty"]),
+    ("out-empty", ["--tiny", "figure", "sample-digits", "--out", ""], 2, ["--out is empty"]),
+    ("cache-dangling-link-list", ["--cache", "@dangling", "list"], 2, ["is a link to", "nowhere, which does not exist"]),
+    ("cache-dangling-link-train", ["--cache", "@dangling", "train", "--epochs", "1"], 2, ["nowhere, which does not exist"]),
+    ("data-dangling-link", ["--data", "@dangling", "data"], 2, ["--data", "nowhere, which does not exist"]),
+    ("tiny-train", ["--tiny", "train"], 2, ["--tiny does not apply to `train`"]),
+    ("tiny-data", ["data", "--tiny"], 2, ["--tiny does not apply to `data`"]),
+    ("tiny-report", ["--tiny", "report"], 2, ["--tiny does not apply to `report`", "run --tiny"]),
 ]
 
 
@@ -198,7 +218,10 @@ def test_bad_input_gives_one_line_message_in_process(tmp_path, monkeypatch, caps
     monkeypatch.chdir(work)
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    args = [str(a_file) + arg[5:] if arg.startswith("@file") else arg for arg in args]
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    places = {"@file": str(a_file), "@dangling": str(dangling)}
+    args = [places[arg[:5]] + arg[5:] if arg[:5] in places else places.get(arg, arg) for arg in args]
     if args[0] == "@env":
         monkeypatch.setenv(args[1], args[2])
         args = args[3:]
@@ -291,6 +314,9 @@ def test_result_with_a_number_the_store_refuses_is_kept_with_a_note(cache, monke
     (r,) = runner.run([SMALL], jobs=1)
     assert r["extra"] == float("inf") and r["final"]["valid"]["acc"] > 0
     assert "1 result(s) could not be cached (784-10 (lr 0.1, 1 epochs, seed 0): " in capsys.readouterr().err
+    assert not results.exists(SMALL)  # not on disk
+    assert results.load(SMALL)["extra"] == float("inf")  # but kept for the rest of this process
+    results.forget()
     assert results.load(SMALL) is None
 
 
@@ -338,15 +364,55 @@ def _data_of_another_folder(path: Path, other: Path) -> None:
     write_entry(path, magic, None, header, arrays)
 
 
-@pytest.mark.parametrize("damage", [_nest, _empty_folder, _full_folder, _data_of_another_folder],
-                         ids=["nested-100000-deep", "empty-folder", "folder-with-files", "entry-of-other-data"])
+def _fifo(path: Path, other: Path) -> None:
+    """A named pipe with no writer: opening it to read would wait for one forever."""
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link_to_dev_zero(path: Path, other: Path) -> None:
+    """Endless zeros: reading it whole would fill the memory."""
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+def sparse_file(path: Path, size: int) -> None:
+    """A regular file of `size` bytes that takes no disk space (zeros never written)."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+def _huge_sparse_file(path: Path, other: Path) -> None:
+    """A regular file of 300 MB, beyond any entry's size."""
+    sparse_file(path, 300 << 20)
+
+
+def _link_loop(path: Path, other: Path) -> None:
+    path.unlink()
+    path.symlink_to(path)
+
+
+def within(seconds: float, fn, *args):
+    """`fn(*args)`, failing the test (instead of hanging it) if it takes longer than `seconds`."""
+    box = []
+    worker = threading.Thread(target=lambda: box.append(fn(*args)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"{fn.__name__} hung"
+    return box[0]
+
+
+@pytest.mark.parametrize("damage", [_nest, _empty_folder, _full_folder, _data_of_another_folder, _fifo,
+                                    _link_to_dev_zero, _huge_sparse_file, _link_loop],
+                         ids=["nested-100000-deep", "empty-folder", "folder-with-files", "entry-of-other-data",
+                              "fifo", "link-to-dev-zero", "huge-sparse-file", "link-loop"])
 def test_damaged_run_entry_is_recomputed_and_cached(cache, calls, damage):
     other = RunConfig(hidden=(), epochs=1, max_train=200, seed=1)
     first, _ = runner.run([SMALL, other], jobs=1)
     path = results.entry_path(SMALL)
     damage(path, results.entry_path(other))
     results.forget()  # as a fresh process would: this one read the entry intact
-    assert results.load(SMALL) is None
+    assert within(30, results.load, SMALL) is None and results.exists(SMALL)
 
     (again,) = runner.run([SMALL], jobs=1)
     assert calls.count(SMALL) == 2
@@ -362,7 +428,7 @@ def test_damaged_run_entry_is_recomputed_and_cached(cache, calls, damage):
 def mnist_copy(tmp_path: Path, real: Path) -> Path:
     """A copy of mnist_png made of links to the real digit folders (cheap, and as good as a copy)."""
     root = tmp_path / "mnist_png"
-    for folder in data.FOLDERS:
+    for folder in provenance.FOLDERS:
         (root / folder).parent.mkdir(parents=True, exist_ok=True)
         (root / folder).symlink_to(real / folder, target_is_directory=True)
     return root
@@ -432,6 +498,77 @@ def _folder_named_png(root):
     return f"{root}/training/0/123456.png is not an image file"
 
 
+def _fifo_named_png(root):
+    os.mkfifo(own(root, "training/0") / "123456.png")
+    return f"{root}/training/0/123456.png is not an image file"
+
+
+def _png_linked_to_dev_zero(root):
+    path = first_decoded(root)
+    _replace(path, lambda p: p.symlink_to("/dev/zero"))
+    return f"{path} is not an image file"
+
+
+def _png_of_300_mb(root):
+    path = first_decoded(root)
+    _replace(path, lambda p: sparse_file(p, 300 << 20))
+    return f"cannot read the MNIST image {path}: larger than 1,048,576 bytes"
+
+
+def _digit_folder_linked_to_another_digit(root):
+    (root / "training" / "7").unlink()
+    (root / "training" / "7").symlink_to(root / "training" / "1", target_is_directory=True)
+    return f"training/7/ in {root} is a link to {(root / 'training' / '1').resolve()}, another digit's folder"
+
+
+def _two_digit_folders_are_one(root):
+    real = (root / "training" / "7").resolve()
+    (root / "testing" / "7").unlink()
+    (root / "testing" / "7").symlink_to(real, target_is_directory=True)
+    return f"training/7/ and testing/7/ in {root} are the same folder ({real})"
+
+
+def _swapped_digit_folders(root):
+    three, five = (root / "testing" / "3").resolve(), (root / "testing" / "5").resolve()
+    for link in (root / "testing" / "3", root / "testing" / "5"):
+        link.unlink()
+    shutil.copytree(five, root / "testing" / "3", copy_function=os.symlink)  # real folders, renamed
+    shutil.copytree(three, root / "testing" / "5", copy_function=os.symlink)
+    return (f"MNIST in {root} is not as MNIST is published: testing/3/ and testing/5/ are swapped (testing/3/ holds "
+            f"the 892 images of MNIST's testing/5/, and testing/5/ the 1,010 of testing/3/)")
+
+
+def _index_in_two_folders(root):
+    """training/5 gains an image of training/0 (same name) and loses one of its own: the counts hold."""
+    moved = sorted(os.listdir(own(root, "training/0")))[0]
+    five = own(root, "training/5")
+    os.unlink(five / sorted(os.listdir(five))[0])
+    os.symlink(os.readlink(root / "training" / "0" / moved), five / moved)
+    return f"the MNIST index {moved[:-4]} is in training/0/ and in training/5/"
+
+
+def _index_beyond_mnist(root):
+    three = own(root, "training/3")
+    name = sorted(os.listdir(three))[0]
+    os.rename(three / name, three / "60000.png")
+    return "training/3/60000.png: MNIST numbers its training images 0 to 59,999"
+
+
+def _extra_image(root):
+    three = own(root, "training/3")
+    os.symlink(os.readlink(three / sorted(os.listdir(three))[0]), three / "60000.png")
+    return "training/3/ holds 6,132 images, 1 more than MNIST's 6,131"
+
+
+def _one_image_twice(root):
+    """An image's content copied over another (its index and the counts intact): a file-level mislabel."""
+    zero = own(root, "training/0")
+    first, second = sorted(os.listdir(zero))[:2]
+    os.unlink(zero / second)
+    os.symlink(os.readlink(zero / first), zero / second)
+    return f"training/0/{first} and training/0/{second} in {root} are the same image"
+
+
 def _non_numeric_png_name(root):
     shutil.copy(first_decoded(root), root / "training" / "0" / "abc.png")
     return f"unexpected file {root}/training/0/abc.png: MNIST images are named by their index"
@@ -468,7 +605,10 @@ def _refuse_to_open(monkeypatch, unreadable: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [_no_digit_folder, _short_digit_folder, _folder_named_png, _non_numeric_png_name, _dangling_link, _truncated_png],
+    [_no_digit_folder, _short_digit_folder, _folder_named_png, _fifo_named_png, _png_linked_to_dev_zero,
+     _png_of_300_mb, _non_numeric_png_name, _dangling_link, _truncated_png, _digit_folder_linked_to_another_digit,
+     _two_digit_folders_are_one, _swapped_digit_folders, _index_in_two_folders, _index_beyond_mnist, _extra_image,
+     _one_image_twice],
     ids=lambda f: f.__name__.strip("_").replace("_", "-"),
 )
 def test_damaged_mnist_folder_gives_one_line_error(mnist, tmp_path, monkeypatch, capsys, damage):
@@ -476,7 +616,7 @@ def test_damaged_mnist_folder_gives_one_line_error(mnist, tmp_path, monkeypatch,
     expected = damage(root)
     monkeypatch.setattr(data, "tqdm", lambda items, **kwargs: items)  # no progress bar: only the message
     cache_root = tmp_path / "cache"
-    code, out, err = main_in_process(["--cache", str(cache_root), "--data", str(root), "data"], capsys)
+    code, out, err = within(120, main_in_process, ["--cache", str(cache_root), "--data", str(root), "data"], capsys)
     check_one_line_error(err, out, code, 1, [expected])
     assert not list(cache_root.glob("data/*.npz"))  # nothing decoded from it is cached
 
@@ -545,12 +685,20 @@ def test_image_cache_of_another_split_copied_over_is_not_trusted(own_cache):
     assert data._read(valid, "valid") is not None
 
 
-def test_image_cache_file_that_is_a_folder_is_rebuilt(own_cache):
+@pytest.mark.parametrize("damage", ["folder", "fifo", "link-to-dev-zero", "huge-sparse-file"])
+def test_image_cache_file_that_is_no_regular_file_is_rebuilt(own_cache, damage):
     valid = data.cache_file("valid")
     before = data.load_split("valid")
     valid.unlink()
-    (valid / "inside").mkdir(parents=True)
-    assert data._read(valid, "valid") is None
+    if damage == "folder":
+        (valid / "inside").mkdir(parents=True)
+    elif damage == "fifo":
+        os.mkfifo(valid)
+    elif damage == "link-to-dev-zero":
+        valid.symlink_to("/dev/zero")
+    else:
+        sparse_file(valid, data.MAX_ARRAYS + 1)
+    assert within(30, data._read, valid, "valid") is None
     again = data.load_split("valid")
     assert again.paths == before.paths and (again.x == before.x).all()
     assert valid.is_file() and data._read(valid, "valid") is not None
@@ -577,15 +725,22 @@ def test_image_cache_with_arrays_of_the_wrong_type_or_shape_is_not_trusted(tmp_p
     assert data._read(file, "train") is None
 
 
-def test_damaged_fingerprint_memo_is_ignored(mnist, tmp_path, monkeypatch):
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "fifo", "link-to-dev-zero", "folder"])
+def test_damaged_fingerprint_memo_is_ignored(mnist, tmp_path, monkeypatch, damage):
+    """The real MNIST's memo, damaged: the fingerprint is found again from the images themselves."""
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
-    real = mnist
-    right = data.fingerprint(real)
-    for text in ("[" * 100_000, "null", '{"%s": {"stamp": 1, "fingerprint": 2}}' % real.absolute(), "\x00\xff"):
-        monkeypatch.setattr(data, "_fingerprints", {})
-        (tmp_path / "data").mkdir(exist_ok=True)
-        (tmp_path / "data" / "folders.json").write_text(text)
-        assert data.fingerprint(real) == right
+    right = data.recheck(mnist)
+    memo = data._memo_file(os.path.abspath(mnist))
+    if damage == "garbage":
+        memo.write_bytes(os.urandom(4096))
+    elif damage == "truncated":
+        memo.write_bytes(memo.read_bytes()[: memo.stat().st_size // 2])
+    else:
+        memo.unlink()
+        {"fifo": lambda: os.mkfifo(memo), "link-to-dev-zero": lambda: memo.symlink_to("/dev/zero"),
+         "folder": lambda: memo.mkdir()}[damage]()
+    assert data._read_memo(os.path.abspath(mnist)) is None
+    assert within(120, data.recheck, mnist) == right
 
 
 @pytest.mark.parametrize("folder", ["in-fastais-default-place", "nowhere"])

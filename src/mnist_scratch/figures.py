@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from . import analysis as A
 from .data import load_split
 from .experiments import CLASSIFIERS, results
+from .store import atomic_write
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 STYLE = {
@@ -346,13 +347,15 @@ def draw(name: str, *, tiny: bool = False, jobs=None, data_path=None):
 
 
 def save(name: str, out: str | Path = "figures", **kw) -> list[Path]:
-    """Write figure `name` as PNG and SVG into `out`; returns the paths."""
+    """Write figure `name` as PNG and SVG into `out`, each atomically (a failed write, a full disk,
+    leaves the previous file as it was); returns the paths."""
     fig = draw(name, **kw)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("png", "svg")]
-    with plt.rc_context(STYLE):
-        for path in paths:
-            fig.savefig(path)
-    plt.close(fig)
+    try:
+        with plt.rc_context(STYLE):
+            for path in paths:
+                atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:]))
+    finally:
+        plt.close(fig)
     return paths
