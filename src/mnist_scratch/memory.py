@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 CGROUP = Path("/sys/fs/cgroup")  # where the control groups are mounted
+OWN_CGROUP = Path("/proc/self/cgroup")  # which of them this process belongs to
 UNLIMITED = 2**62  # cgroup v1 says "no limit" with a number near 2**63
 
 
@@ -53,7 +54,7 @@ def _number(path: Path) -> int | None:
 def cgroup_limit() -> int | None:
     """The memory limit of this process's control group (the least along its path), or None."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = OWN_CGROUP.read_text().splitlines()
     except OSError:
         return None
     limits = []
