@@ -126,7 +126,7 @@ def _check_shape(root: Path, names: list[str], missing: set[str]) -> None:
                     problems.append(f"{folder}/ holds {have:,} images, as many as MNIST's {like[0]}/ "
                                     f"(a renamed digit folder?)")
         where: dict[int, str] = {}
-        for name in names:
+        for name in sorted(names):  # not the listing's order: the same message everywhere
             if not name.startswith(split_dir + "/"):
                 continue
             folder, _, file = name.rpartition("/")
