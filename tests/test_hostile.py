@@ -1357,4 +1357,5 @@ def test_quarto_render_recomputing_a_damaged_entry_stays_self_contained(quarto, 
     assert "Could not fetch resource" not in done.stderr
     for widget in ("jupyter-widgets", "application/vnd.jupyter.widget", "require.js", "run/s"):
         assert widget not in text, widget
+    (html.parent / "report.pdf").touch()  # the PDF the page links, which `make` renders beside it
     check_loads_nothing(Page(html), {"html": html})
