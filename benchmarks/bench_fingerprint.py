@@ -21,6 +21,7 @@ private cache folders, so no project cache is touched.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -74,10 +75,13 @@ def main() -> None:
         run(checkout, warm[name], ["-c", PROBE])
         run(checkout, warm[name], ["-c", PROBE])  # (a first memo's files are racily clean: settled here)
     times: dict[str, dict[str, list[float]]] = {name: {} for name in checkouts}
-    for _ in range(args.repeats):  # interleaved: every round measures every checkout
-        for name, checkout in checkouts.items():
-            for step, seconds in measure(checkout, warm[name], scratch).items():
-                times[name].setdefault(step, []).append(seconds)
+    try:
+        for _ in range(args.repeats):  # interleaved: every round measures every checkout
+            for name, checkout in checkouts.items():
+                for step, seconds in measure(checkout, warm[name], scratch).items():
+                    times[name].setdefault(step, []).append(seconds)
+    finally:
+        shutil.rmtree(scratch)
 
     print(f"MNIST: {os.environ.get('MNIST_DATA') or 'as found'}; {args.repeats} rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians in seconds")

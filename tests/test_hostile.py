@@ -28,7 +28,6 @@ from mnist_scratch import data, experiments, provenance, results, runner, store
 from mnist_scratch.experiments import EXPERIMENTS, configs
 from mnist_scratch.train import RunConfig, Split, Splits, train
 
-from .conftest import need
 from .test_experiments import (  # noqa: F401 (fixtures)
     CACHE_ENV,
     ERROR_PREFIX,
@@ -1117,7 +1116,7 @@ def test_ctrl_c_while_workers_start_exits_130_in_one_line_keeping_finished_runs(
 def test_progress_inside_a_jupyter_kernel_is_off(cache):
     """tqdm's `auto` would draw a notebook widget there, which Quarto embeds with scripts from the web.
     A lone run shows its epochs' bar in a terminal; in a kernel, it shows nothing."""
-    nbformat = pytest.importorskip("nbformat")
+    import nbformat
     from nbclient import NotebookClient
 
     source = ("from mnist_scratch import runner\nfrom mnist_scratch.train import RunConfig\n"
@@ -1329,18 +1328,16 @@ def test_quarto_render_with_a_read_only_cache_ends_in_the_one_line_message(quart
     assert not (tmp_path / "site" / "report.html").exists()
 
 
-@pytest.mark.render
-def test_quarto_render_recomputing_a_damaged_entry_stays_self_contained(quarto, mnist, tmp_path, monkeypatch):
-    """One entry truncated in a copy of the project's (warm) cache: `quarto render` recomputes it
-    inside its Jupyter kernel, where no progress widget may be drawn; the HTML loads nothing."""
+def test_quarto_render_recomputing_a_damaged_entry_stays_self_contained(rendered, quarto, tmp_path, monkeypatch):
+    """One entry truncated in a copy of the project's cache (warm: `rendered` built every result):
+    `quarto render` recomputes it inside its Jupyter kernel, where no progress widget may be drawn;
+    the HTML loads nothing."""
     from .test_render import Page
     from .test_render import test_html_loads_nothing_from_another_host_or_file as check_loads_nothing
 
     project = store.PROJECT_ROOT / ".cache"
     cfg = configs("lr-sweep")[0]  # logistic regression, the smallest rate and budget: the cheapest run
     entry = project / "runs" / results.entry_path(cfg).name
-    if not entry.is_file():
-        need("the project's warm result cache", "run `python -m mnist_scratch run` (or `make`) first")
     root = tmp_path / "cache"
     shutil.copytree(project / "runs", root / "runs")
     (root / "data").symlink_to(project / "data", target_is_directory=True)
