@@ -1,7 +1,9 @@
 """`python tests/slow_cli.py ARGS`: the command line, with every run $SLOW_RUN_SECONDS slower.
 
 Worker processes too (they import this script as their main module), so that a test can
-interrupt or kill a parallel build while runs are still running and queued.
+interrupt or kill a parallel build while runs are still running and queued. With
+$SLOW_START_SECONDS, each worker also takes that long to start (as importing torch does on a busy
+machine), so that a test can interrupt a build while its workers start.
 """
 
 import os
@@ -10,11 +12,14 @@ import time
 
 from mnist_scratch import cli, runner
 
+if __name__ == "__mp_main__":  # a worker process, still starting
+    time.sleep(float(os.environ.get("SLOW_START_SECONDS", "0")))
+
 _work = runner._work
 
 
 def slow_work(cfg, data_path, progress=False):
-    time.sleep(float(os.environ["SLOW_RUN_SECONDS"]))
+    time.sleep(float(os.environ.get("SLOW_RUN_SECONDS", "0")))
     return _work(cfg, data_path, progress)
 
 

@@ -5,6 +5,7 @@ Never downloads: tests use the real `mnist_png` folder through an explicit path,
 caches point `MNIST_SCRATCH_CACHE` at their own temporary folder.
 """
 
+import dataclasses
 import json
 import os
 import random
@@ -12,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mnist_scratch import data, store
+from mnist_scratch import data, provenance, store
 from mnist_scratch.errors import UserError
 
 PYTHON = sys.executable
@@ -432,3 +434,195 @@ def test_cli_reports_missing_data_in_one_line(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
     assert "MNIST not found" in lines[0] and "/nonexistent/path" in lines[0]
+
+
+# --- a small folder of MNIST's shape ---------------------------------------------------------------
+
+MINI_COUNTS = {"training": tuple(range(3, 13)), "testing": tuple(range(2, 12))}  # all distinct, as MNIST's
+
+
+@pytest.fixture
+def mini(tmp_path, monkeypatch) -> Path:
+    """An mnist_png of 145 distinct random 28 x 28 images, MNIST's shape scaled down (counts patched),
+    with a cache of its own; the process forgets what it established about the data before and after."""
+    monkeypatch.setattr(provenance, "MNIST_COUNTS", MINI_COUNTS)
+    monkeypatch.setenv(store.CACHE_ENV, str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mnist_png"
+    for split_dir, counts in MINI_COUNTS.items():
+        index = 0
+        for digit, n in enumerate(counts):
+            (root / split_dir / str(digit)).mkdir(parents=True)
+            for _ in range(n):
+                Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / split_dir / str(digit) / f"{index}.png")
+                index += 1
+    data.forget()
+    yield root
+    data.forget()
+
+
+def one_per_digit(root: Path) -> dict[str, list[Path]]:
+    """A split of each kind for `data.decode`: the first image of every digit folder."""
+    return {name: [min((root / split_dir / str(d)).iterdir(), key=lambda p: int(p.stem)) for d in range(10)]
+            for name, split_dir in (("train", "training"), ("valid", "testing"))}
+
+
+# --- PNGs of every bit depth ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 16])
+def test_greyscale_png_of_any_bit_depth_decodes_to_its_pixels(mini, bits):
+    """The same picture saved at 1, 2, 4, 8 or 16 bits decodes to the same pixels in [0, 1]. (At 16
+    bits, fastai's conversion alone gives two grey levels.) Pixels are first rounded to the levels
+    the depth can hold: k * 255 / (2**bits - 1)."""
+    path = one_per_digit(mini)["train"][3]
+    with Image.open(path) as img:
+        levels = 2 ** min(bits, 8) - 1
+        expected = (np.round(np.asarray(img, dtype=np.float64) / 255 * levels) * (255 // levels)).astype(np.uint8)
+    path.unlink()
+    if bits == 16:
+        Image.fromarray(expected.astype(np.uint16) * 257).save(path)  # 0..255 scaled to 0..65535
+    elif bits == 1:
+        Image.fromarray(expected > 127).save(path)
+    else:
+        Image.fromarray(expected).save(path, bits=bits)
+    assert path.read_bytes()[24] == bits  # the depth the PNG header states
+
+    x, _ = data.decode(one_per_digit(mini))["train"]
+    np.testing.assert_array_equal(x[3].reshape(28, 28), expected)
+
+
+@pytest.mark.parametrize("mode,kind", [("RGB", "colour (RGB)"), ("P", "palette"), ("LA", "greyscale-with-alpha"),
+                                       ("RGBA", "colour-with-alpha (RGBA)")])
+def test_png_that_is_not_greyscale_is_refused_by_name(mini, mode, kind):
+    path = one_per_digit(mini)["train"][5]
+    with Image.open(path) as img:
+        img.convert(mode).save(path)
+    with pytest.raises(UserError) as e:
+        data.decode(one_per_digit(mini))
+    assert str(e.value) == f"the MNIST image {path} is a {kind} PNG, not greyscale like MNIST's"
+    assert e.value.exit_code == 1
+
+
+# --- the fingerprint: every rewrite seen, at the cost of a `stat` per image ---------------------------
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The images whose content the fingerprint reads (still reading them)."""
+    seen = []
+    real = provenance._digest
+
+    def counting(root, name):
+        seen.append(name)
+        return real(root, name)
+
+    monkeypatch.setattr(provenance, "_digest", counting)
+    return seen
+
+
+def settled(root: Path) -> str:
+    """The fingerprint, with a memo taken after every file's last change (in a later second), so
+    that the next check reads no image whose stat is unchanged."""
+    provenance.recheck(root)
+    time.sleep(1.05 - time.time() % 1)  # the next second: every file is now older than a new memo
+    return provenance.recheck(root)
+
+
+def from_scratch(root: Path) -> str:
+    """The fingerprint computed without any memo: every image read."""
+    provenance._memo_file(os.path.abspath(root)).unlink(missing_ok=True)
+    return provenance.recheck(root)
+
+
+def _same_size_same_mtime(path: Path) -> None:
+    """Other bytes of the same length written into the same file, its modification time set back:
+    only the change time (which no tool sets back) tells."""
+    before = path.stat()
+    raw = bytearray(path.read_bytes())
+    raw[-20] ^= 0xFF
+    with open(path, "r+b") as f:
+        f.write(raw)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+def _other_size_in_place(path: Path) -> None:
+    with open(path, "ab") as f:
+        f.write(b"\0")
+
+
+def _renamed_over(path: Path) -> None:
+    """Another picture written beside it and renamed into place (a new inode)."""
+    Image.fromarray(np.full((28, 28), 7, np.uint8)).save(path.with_suffix(".tmp"), format="png")
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def _contents_swapped_with_a_neighbour(path: Path) -> None:
+    other = path.with_name(f"{int(path.stem) + 1}.png")
+    a, b = path.read_bytes(), other.read_bytes()
+    path.write_bytes(b)
+    other.write_bytes(a)
+
+
+@pytest.mark.parametrize("rewrite", [_same_size_same_mtime, _other_size_in_place, _renamed_over,
+                                     _contents_swapped_with_a_neighbour],
+                         ids=lambda f: f.__name__.strip("_").replace("_", "-"))
+def test_fingerprint_follows_every_rewrite_reading_only_what_changed(mini, reads, rewrite):
+    before = settled(mini)
+    path = mini / "training" / "4" / f"{sum(MINI_COUNTS['training'][:4])}.png"  # the first image of training/4
+    rewrite(path)
+    reads.clear()
+    after = provenance.recheck(mini)  # as the next command: a stat of every image
+    assert after != before
+    changed = {path.relative_to(mini).as_posix()} | (
+        {f"training/4/{int(path.stem) + 1}.png"} if rewrite is _contents_swapped_with_a_neighbour else set())
+    assert set(reads) == changed  # the memo vouched for every other image
+    assert after == from_scratch(mini)  # the same fingerprint as a folder seen for the first time
+
+
+def test_unchanged_folder_is_read_once_then_only_stated(mini, reads):
+    fingerprint = settled(mini)
+    assert len(reads) >= sum(map(sum, MINI_COUNTS.values()))  # the first check reads every image
+    reads.clear()
+    assert provenance.recheck(mini) == fingerprint and reads == []
+    data.forget()  # a new command: the memo on disk, no process memory
+    assert provenance.fingerprint(mini) == fingerprint and reads == []
+
+
+def test_racily_clean_files_are_read_again(mini, reads, monkeypatch):
+    """On a file system whose times are coarse, a file rewritten just after the memo's `stat` can keep
+    its stat. Simulated: one file written in the very second the memo is taken, then rewritten,
+    reporting the same stat. It is read again, and the rewrite is seen; the files older than that
+    second are trusted on their stat."""
+    before = settled(mini)
+    key, path = os.path.abspath(mini), mini / "testing" / "0" / "0.png"
+    names, stats, missing = provenance._survey(mini)
+    i = names.index("testing/0/0.png")
+    now = time.time_ns()
+    stats[i, 1:3] = now  # written (and its change noted) within the second of the memo below
+    memo = provenance._read_memo(key)
+    memo.stats[i] = stats[i]
+    provenance._write_memo(key, dataclasses.replace(memo, taken=now))
+    _other_size_in_place(path)  # rewritten: on this file system, the same stat
+    monkeypatch.setattr(provenance, "_survey", lambda root: (names, stats.copy(), missing))
+    reads.clear()
+    assert provenance.recheck(mini) != before and reads == ["testing/0/0.png"]
+
+
+def test_a_folder_changed_while_it_was_decoded_is_an_error(mini, monkeypatch):
+    """The images are read twice (fingerprint, decode): a change in between is caught after the decode."""
+    fp = provenance.fingerprint(mini)
+    real = data.decode
+
+    def decode_then_change(splits):
+        decoded = real(splits)
+        _other_size_in_place(mini / "training" / "0" / "0.png")
+        return decoded
+
+    monkeypatch.setattr(data, "decode", decode_then_change)
+    monkeypatch.setattr(data, "PER_DIGIT", 2)
+    with pytest.raises(UserError, match=f"MNIST in {mini} changed while it was being decoded"):
+        data._decode_group(mini, fp, "train", data.SEED, 2)
+    assert not list((store.cache_root() / "data").glob("*.npz"))  # nothing filed under the old fingerprint

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from .errors import PREFIX, Interrupted, UserError, note
+from .errors import PREFIX, Interrupted, UserError, note, out_of_memory
 from .paths import DATA_ENV, expand, folder, writable
 from .store import CACHE_ENV
 
@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", parents=[after], help="the experiments, and whether each is cached")
     run = sub.add_parser("run", parents=[after], help="run experiments (all by default), reading cached runs")
     run.add_argument("names", nargs="*", metavar="NAME")
-    run.add_argument("--force", action="store_true", help="recompute even cached runs")
+    run.add_argument("--force", action="store_true",
+                     help="recompute the named experiments' runs, even cached ones (their prerequisites, "
+                          "such as lr-sweep, are computed only where missing)")
 
     fig = sub.add_parser("figure", parents=[after], help="write figures/NAME.png and .svg, computing missing results")
     fig.add_argument("names", nargs="*", metavar="NAME")
@@ -74,14 +76,24 @@ def cmd_list(args) -> None:
     from . import results
     from .experiments import EXPERIMENTS, configs
 
+    rows, damaged = [], {}  # experiments come after their prerequisites
     for name, exp in EXPERIMENTS.items():
         cfgs = configs(name, tiny=args.tiny, cached_only=True)
         if cfgs is None:
             state = f"waiting for {', '.join(exp.needs)}"
+            bad = sum(damaged.get(dep, 0) for dep in exp.needs)
+            if bad:
+                state += f" ({bad} damaged {'run' if bad == 1 else 'runs'})"
         else:
-            done = sum(results.load(cfg, summary=True) is not None for cfg in cfgs)
-            state = f"{done}/{len(cfgs)} runs cached"
-        print(f"{name:15} {state:24} {exp.doc.split('. ')[0]}")
+            loaded = [results.load(cfg, summary=True) is not None for cfg in cfgs]
+            damaged[name] = sum(not ok and results.exists(cfg) for cfg, ok in zip(cfgs, loaded))
+            state = f"{sum(loaded)}/{len(cfgs)} runs cached"
+            if damaged[name]:
+                state += f", {damaged[name]} damaged (`run` recomputes them)"
+        rows.append((name, state, exp.doc.split(". ")[0]))
+    width = max(24, *(len(state) for _, state, _ in rows))
+    for name, state, doc in rows:
+        print(f"{name:15} {state:{width}} {doc}")
 
 
 def cmd_run(args) -> None:
@@ -96,7 +108,7 @@ def cmd_run(args) -> None:
 def cmd_figure(args) -> None:
     from .figures import FIGURES, figure_names, save
 
-    names = list(FIGURES) if args.all else args.names
+    names = list(FIGURES) if args.all else list(dict.fromkeys(args.names))  # each drawn once
     if not names:
         raise UserError(f"name a figure or pass --all; figures: {', '.join(figure_names())}")
     for name in names:
@@ -150,17 +162,24 @@ def cmd_report(args) -> None:
     print(f"report written: {report(jobs=args.jobs, data_path=args.data)}")
 
 
+NOT_TINY = {  # commands --tiny would change nothing in: refused rather than silently ignored
+    "train": "it trains the one run its options describe (--epochs, ...)",
+    "data": "the splits are the same for every experiment",
+    "report": "the report shows the full experiments (`run --tiny` and `figure --tiny` take it)",
+}
 COMMANDS = {"report": cmd_report, "list": cmd_list, "run": cmd_run, "figure": cmd_figure, "train": cmd_train, "data": cmd_data}
 
 
 def _settle_places(args) -> None:
     """Check the folders named on the command line or in the environment, and pass `--cache` and
     `--data` on through the environment: worker processes and the run keys read them there."""
-    if args.cache:
+    if args.tiny and args.command in NOT_TINY:
+        raise UserError(f"--tiny does not apply to `{args.command}`: {NOT_TINY[args.command]}")
+    if args.cache is not None:  # given, even empty: an empty name is an error, not the default
         os.environ[CACHE_ENV] = str(folder(args.cache, "--cache"))
     elif os.environ.get(CACHE_ENV):
         os.environ[CACHE_ENV] = str(folder(os.environ[CACHE_ENV], f"${CACHE_ENV}"))
-    if args.data:
+    if args.data is not None:
         os.environ[DATA_ENV] = args.data = str(expand(args.data, "--data"))
     if args.command in ("run", "figure", "report"):
         from .runner import requested_jobs
@@ -169,21 +188,52 @@ def _settle_places(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         _settle_places(args)
         COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that went away (`list | head -1`) shows here, not at exit
     except UserError as e:
-        print(f"{PREFIX}: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _error(str(e), e.exit_code)
     except KeyboardInterrupt as e:
         kept = str(e) if isinstance(e, Interrupted) else "nothing finished was lost"
-        print(f"{PREFIX}: interrupted; {kept}", file=sys.stderr)
-        return 130
+        return _error(f"interrupted; {kept}", 130, kind="")
+    except BrokenPipeError:  # stdout closed by its reader: stop quietly, as `yes | head` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141
     except OSError as e:  # the system refused something not checked up front (a full disk, ...)
-        print(f"{PREFIX}: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
-        return 1
-    except MemoryError:
-        print(f"{PREFIX}: error: out of memory (try fewer --jobs, or smaller networks)", file=sys.stderr)
-        return 1
+        return _error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), 1)
+    except ImportError as e:  # a library that cannot load: usually too little memory to map it
+        return _error(f"cannot load {_library(e)} ({' '.join(str(e).split())}){_address_space()}", 1)
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise
+        return _error(f"out of memory{_address_space()} (try fewer --jobs, or smaller networks)", 1)
     return 0
+
+
+def _library(e: ImportError) -> str:
+    """The package whose import failed (torch, when its shared library cannot be mapped)."""
+    tb = e.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__") or ""
+        if module.split(".")[0] not in ("", "mnist_scratch", "__main__", "importlib"):
+            return module.split(".")[0]
+        tb = tb.tb_next
+    return e.name or "a library"
+
+
+def _address_space() -> str:
+    """Why memory may be short, when this process's address space is limited (`ulimit -v`)."""
+    from .memory import address_space_left, gb
+
+    space = address_space_left()
+    return "" if space is None else f": this process may map only {gb(space[1])} (ulimit -v {space[1] // 1024})"
+
+
+def _error(message: str, code: int, kind: str = "error: ") -> int:
+    try:
+        print(f"{PREFIX}: {kind}{message}", file=sys.stderr)
+    except OSError:  # stderr itself closed
+        pass
+    return code

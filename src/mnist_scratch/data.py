@@ -10,37 +10,33 @@ Splits (names used everywhere else):
 
 Decoding 10,000 PNGs takes seconds; the decoded images are cached as `.npz` (uint8 pixels, labels,
 file names, the split's name, the fingerprint of the folder they came from and a checksum; no
-pickles) and a warm load takes milliseconds. The fingerprint (every image's name and size) is also
-part of every run's cache key: another or a changed MNIST folder means a new decode and new runs.
+pickles) and a warm load takes milliseconds. The fingerprint (every image's path and content, see
+`provenance`) is also part of every run's cache key: another or a changed MNIST folder means a new
+decode and new runs. Only regular files of a plausible size are read, from the data and the cache.
 """
 
-import json
 import os
-import stat
-import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from .errors import UserError, note
+from . import provenance
+from .errors import UserError, note, reason
 from .paths import DATA_ENV, expand
-from .store import CACHE_ENV, atomic_write, cache_root, sha256
+from .progress import tqdm
+from .provenance import MAX_ARRAYS, MAX_IMAGE, fingerprint, recheck
+from .store import CACHE_ENV, atomic_write, cache_root, open_regular, sha256
 
 SEED = 0
 PER_DIGIT = 500
 SPLITS = ("train", "valid", "test", "full-train", "full-valid", "full-test")
 FULL_VALID_FROM = 50_000  # training images from this MNIST index on are full MNIST's validation split
 FORMAT = 3  # bump when the cached layout or a split changes: old files then no longer match
-# Images per digit folder in MNIST (LeCun et al.): a folder holding fewer is an incomplete copy.
-MNIST_COUNTS = {
-    "training": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
-    "testing": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
-}
-FOLDERS = tuple(f"{split_dir}/{digit}" for split_dir in MNIST_COUNTS for digit in range(10))
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,14 @@ def locate(path: str | os.PathLike | None = None) -> Path:
     root = find(path)
     if root is not None:
         return root
-    from fastai.data.external import URLs, fastai_path, untar_data
+    home = _expanded(os.environ.get("FASTAI_HOME") or "~/.fastai", "$FASTAI_HOME")
+    for folder in (home, home / "data"):  # where untar_data would unpack: it fails on a file there
+        if os.path.lexists(folder) and not folder.is_dir():
+            what = "$FASTAI_HOME" if folder == home else "$FASTAI_HOME/data"
+            raise UserError(f"{what} {folder} is not a folder: fastai keeps MNIST in $FASTAI_HOME/data/mnist_png "
+                            f"(set FASTAI_HOME to a folder, or pass --data PATH)")
+    with _quiet_imports():
+        from fastai.data.external import URLs, fastai_path, untar_data
 
     try:
         _found_by_fastai = Path(untar_data(URLs.MNIST))
@@ -102,6 +105,14 @@ def locate(path: str | os.PathLike | None = None) -> Path:
         looked = fastai_path("data") / "mnist_png"
         raise UserError(_missing(f"{looked} (fastai's data folder; download failed: {e!r})"), 1) from None
     return _found_by_fastai
+
+
+@contextmanager
+def _quiet_imports():
+    """fastai's import warns that torch.jit.script is deprecated, in every process that decodes: not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def _missing(where: str) -> str:
@@ -112,138 +123,52 @@ def _missing(where: str) -> str:
     )
 
 
-# --- what the data is: its fingerprint ---------------------------------------------------------
+# --- what the data is: its version ----------------------------------------------------------------
 
-
-@cache
-def _folders(root: str) -> tuple[str, ...]:
-    return (root, *(os.path.join(root, f) for f in ("training", "testing", *FOLDERS)))
-
-
-def _stamp(root: Path) -> list[int]:
-    """Inode, modification and change time of `root` and its 22 folders: adding, removing or
-    renaming an image, or putting another copy in place, changes them."""
-    stamp = []
-    for folder in _folders(os.path.abspath(root)):
-        try:
-            st = os.stat(folder)
-        except OSError:
-            stamp.append(-1)
-            continue
-        stamp += [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-    return stamp
-
-
-def _scan(root: Path) -> str:
-    """sha256 over every image's path in `root` and size in bytes, after checking none is missing.
-
-    Names and sizes catch what an interrupted copy or unpack leaves (missing or truncated files)
-    without reading 70,000 files. Files not ending in `.png` are ignored.
-    """
-    lines, short = [], []
-    for folder, expected in zip(FOLDERS, (n for counts in MNIST_COUNTS.values() for n in counts)):
-        try:
-            entries = list(os.scandir(root / folder))
-        except FileNotFoundError:
-            short.append(f"{folder}/ is missing")
-            continue
-        except OSError as e:
-            raise UserError(f"cannot read the MNIST folder {root / folder}: {e.strerror}", 1) from None
-        images = 0
-        for entry in entries:
-            if not entry.name.endswith(".png"):
-                continue
-            where = root / folder / entry.name
-            if not (entry.name[:-4].isascii() and entry.name[:-4].isdigit()):
-                raise UserError(f"unexpected file {where}: MNIST images are named by their index, like 123.png", 1)
-            try:
-                st = entry.stat()
-            except OSError as e:
-                raise UserError(f"cannot read the MNIST image {where}: {e.strerror}", 1) from None
-            if not stat.S_ISREG(st.st_mode):
-                raise UserError(f"{where} is not an image file (a folder, or another special file)", 1)
-            lines.append(f"{folder}/{entry.name} {st.st_size}")
-            images += 1
-        if images < expected:
-            short.append(f"{folder}/ holds {images:,} of its {expected:,} images")
-    if short:
-        more = f" and {len(short) - 4} more" if len(short) > 4 else ""
-        raise UserError(
-            f"MNIST in {root} is incomplete: {'; '.join(short[:4])}{more}. Unpack mnist_png.tgz again, "
-            f"or point --data at a complete copy.", exit_code=1,
-        )
-    return sha256("\n".join(sorted(lines)).encode())
-
-
-def _fingerprints_file() -> Path:
-    return cache_root() / "data" / "folders.json"
-
-
-_fingerprints: dict[str, tuple[list[int], str]] = {}  # this process's memo: folder -> (stamp, fingerprint)
-
-
-def _remembered() -> dict:
-    """The fingerprints earlier processes computed, by folder (an unreadable memo is no memo)."""
-    try:
-        known = json.loads(_fingerprints_file().read_text())
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return known if isinstance(known, dict) else {}
-
-
-def fingerprint(root: Path) -> str:
-    """The fingerprint of the MNIST images in `root` (see `_scan`), or a one-line error naming what
-    is missing or damaged.
-
-    Scanning 70,000 files takes about a second; the result is remembered (in the cache, as
-    `data/folders.json`) with the folders' `_stamp`, and the folder is scanned again only when its
-    stamp changes, which costs 23 `stat` calls to notice. An image rewritten in place keeps the
-    stamp: it is noticed when anything else in its folder changes.
-    """
-    key, stamp = os.path.abspath(root), _stamp(root)
-    if key not in _fingerprints:
-        known = _remembered().get(key)
-        if isinstance(known, dict) and isinstance(known.get("fingerprint"), str):
-            _fingerprints[key] = (known.get("stamp"), known["fingerprint"])
-    if key in _fingerprints and _fingerprints[key][0] == stamp:
-        return _fingerprints[key][1]
-    found = _scan(Path(root))
-    _fingerprints[key] = (stamp, found)
-    known = _remembered()
-    known[key] = {"stamp": stamp, "fingerprint": found}
-    try:
-        atomic_write(_fingerprints_file(), lambda f: f.write(json.dumps(known).encode()))
-    except OSError:
-        pass  # a memo only: the next process scans again
-    return found
-
-
-RECHECK = 1.0  # seconds for which a process trusts a data version it has worked out
-_versions: dict[tuple, tuple[float, str]] = {}
+_versions: dict[tuple, str] = {}  # the data version of each dataset, by the places that decide it
 
 
 def version(dataset: str = "subset") -> str | None:
     """The fingerprint of the images a run on `dataset` trains on, part of every run's cache key.
 
     That of the folder `find` finds, else the one recorded in the image cache (the data is not at
-    hand, but its decode is), else None: neither is known yet (`locate` then decode). A command
-    computes hundreds of run keys, so a process works this out again at most once a second (for
-    the same `$MNIST_DATA`, `$FASTAI_HOME` and cache folder).
+    hand, but its decode is), else None: neither is known yet (`locate` then decode). Worked out
+    once per process for the same `$MNIST_DATA`, `$FASTAI_HOME` and cache folder.
     """
     key = (dataset, *map(os.environ.get, (DATA_ENV, "FASTAI_HOME", CACHE_ENV)), _found_by_fastai)
-    if key in _versions and time.monotonic() - _versions[key][0] < RECHECK:
-        return _versions[key][1]
+    if key in _versions:
+        return _versions[key]
     root = find()
     if root is not None:
         found = fingerprint(root)
     else:
         try:
-            with np.load(cache_file("train" if dataset == "subset" else "full-train"), allow_pickle=False) as z:
+            file = cache_file("train" if dataset == "subset" else "full-train")
+            with open_regular(file, MAX_ARRAYS) as f, np.load(f, allow_pickle=False) as z:
                 found = str(z["fingerprint"])
         except Exception:  # no image cache or a damaged one: unknown
             return None
-    _versions[key] = (time.monotonic(), found)
+    _versions[key] = found
     return found
+
+
+def known() -> dict:
+    """What this process has established about the data (fingerprints, versions, decoded splits
+    it could not cache), for a worker process to `adopt`: it then trains on exactly those images."""
+    return {"checked": provenance.checked(), "versions": dict(_versions), "held": dict(_held)}
+
+
+def adopt(facts: dict) -> None:
+    provenance.adopt(facts["checked"])
+    _versions.update(facts["versions"])
+    _held.update(facts["held"])
+
+
+def forget() -> None:
+    """Drop what this process has established about the data: the next use checks the folders again."""
+    provenance.forget()
+    _versions.clear()
+    _held.clear()
 
 
 # --- selecting and decoding --------------------------------------------------------------------
@@ -289,10 +214,11 @@ def groups(root: Path, seed: int, per_digit: int, group: str) -> dict[str, list[
 
 def mnist_block():
     """The assignment's DataBlock: grayscale images, labelled by folder, split by grandparent folder."""
-    from fastai.data.block import CategoryBlock, DataBlock
-    from fastai.data.transforms import GrandparentSplitter, parent_label
-    from fastai.vision.core import PILImageBW
-    from fastai.vision.data import ImageBlock
+    with _quiet_imports():
+        from fastai.data.block import CategoryBlock, DataBlock
+        from fastai.data.transforms import GrandparentSplitter, parent_label
+        from fastai.vision.core import PILImageBW
+        from fastai.vision.data import ImageBlock
 
     return DataBlock(
         blocks=(ImageBlock(PILImageBW), CategoryBlock),
@@ -301,23 +227,48 @@ def mnist_block():
     )
 
 
-def _reason(e: Exception) -> str:
-    text = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
-    return " ".join(text.split())
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOUR_TYPES = {2: "colour (RGB)", 3: "palette", 4: "greyscale-with-alpha", 6: "colour-with-alpha (RGBA)"}
+
+
+def _grey_depth(path: Path) -> int:
+    """The bit depth of the greyscale PNG at `path`, read from its header; a one-line error naming
+    the file if it is no PNG, or not greyscale."""
+    with open_regular(path, MAX_IMAGE) as f:
+        head = f.read(26)
+    if len(head) < 26 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise UserError(f"cannot read the MNIST image {path}: not a PNG file", 1)
+    depth, colour = head[24], head[25]
+    if colour != 0:
+        kind = COLOUR_TYPES.get(colour, f"colour type {colour}")
+        raise UserError(f"the MNIST image {path} is a {kind} PNG, not greyscale like MNIST's", 1)
+    return depth
+
+
+def _pixels_16_bit(path: Path) -> np.ndarray:
+    """A 16-bit greyscale PNG as 8-bit pixels, v * 255 / 65535 rounded: an image saved at 16 bits
+    from 8 (v * 257) gives back exactly its pixels. (fastai's conversion to 8 bits clips instead.)"""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        values = np.asarray(img).astype(np.uint32)
+    return ((values * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def decode(splits: dict[str, list[Path]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Pixels (uint8, N x 784) and labels (int64) of each split, read through the assignment's DataBlock.
 
     `splits` starts with the training images; the block's splitter puts them in its training set,
-    from which it learns the label vocabulary, and the testing images in its validation set. An
-    image that cannot be decoded, or is not 28 x 28, is a one-line error naming its file.
+    from which it learns the label vocabulary, and the testing images in its validation set. Every
+    greyscale PNG gives pixels k/255 of its value scale: 1, 2, 4 and 8 bits through the block, 16
+    bits rescaled (`_pixels_16_bit`). An image that is no greyscale PNG, cannot be decoded, or is
+    not 28 x 28, is a one-line error naming its file.
     """
     items = [p for paths in splits.values() for p in paths]
     try:
         dsets = mnist_block().datasets(items)
     except Exception as e:  # setting up, the block reads the first image (and only it)
-        raise UserError(f"cannot read the MNIST image {items[0]}: {_reason(e)}", 1) from None
+        raise UserError(f"cannot read the MNIST image {items[0]}: {reason(e)}", 1) from None
     if list(dsets.vocab) != [str(d) for d in range(10)]:
         raise UserError(f"expected digit folders 0-9, found labels {list(dsets.vocab)}", exit_code=1)
     x = np.empty((len(items), 784), dtype=np.uint8)
@@ -326,10 +277,13 @@ def decode(splits: dict[str, list[Path]]) -> dict[str, tuple[np.ndarray, np.ndar
     assert [ds.items[i] for ds, i in in_order] == items, "training images must come first"
     for n, (ds, i) in enumerate(tqdm(in_order, desc="decoding MNIST", mininterval=1)):
         try:
+            depth = _grey_depth(items[n])
             img, label = ds[i]
-            pixels = np.asarray(img, dtype=np.uint8)  # PIL decodes lazily: here
+            pixels = _pixels_16_bit(items[n]) if depth == 16 else np.asarray(img, dtype=np.uint8)  # decoded here
+        except UserError:
+            raise
         except Exception as e:  # whatever the decoder raises, the file is damaged or unreadable
-            raise UserError(f"cannot read the MNIST image {items[n]}: {_reason(e)}", 1) from None
+            raise UserError(f"cannot read the MNIST image {items[n]}: {reason(e)}", 1) from None
         if pixels.shape != (28, 28):
             raise UserError(f"the MNIST image {items[n]} is {img.size[0]}x{img.size[1]} pixels, not 28x28", 1)
         x[n] = pixels.reshape(-1)
@@ -354,16 +308,17 @@ def _checksum(split: str, fingerprint: str, x: np.ndarray, y: np.ndarray, paths:
 
 
 Cached = tuple[np.ndarray, np.ndarray, np.ndarray, str]  # pixels, labels, files, fingerprint
+_held: dict[str, Cached] = {}  # decoded splits the cache could not take, by cache file: kept for this process
 
 
 def _read(file: Path, split: str) -> Cached | None:
     """The cached arrays of `split` and the fingerprint of the files they were decoded from, or None
-    when the file is missing, damaged, of another format, or holds another split."""
+    when the file is missing, damaged, not a regular file, of another format, or holds another split."""
     try:
-        with np.load(file, allow_pickle=False) as z:
+        with open_regular(file, MAX_ARRAYS) as f, np.load(f, allow_pickle=False) as z:
             x, y, paths = z["x"], z["y"], z["paths"]
             held, fp, checksum = str(z["split"]), str(z["fingerprint"]), str(z["checksum"])
-    except Exception:  # missing, a folder, truncated zip, bad CRC, missing member: rebuild rather than trust it
+    except Exception:  # missing, a folder, a FIFO, truncated zip, bad CRC, missing member: rebuild rather than trust it
         return None
     shapes_ok = (
         x.dtype == np.uint8 and x.ndim == 2 and x.shape[1] == 784
@@ -383,19 +338,31 @@ def _write(file: Path, split: str, fingerprint: str, x: np.ndarray, y: np.ndarra
 
 
 def _decode_group(root: Path, fp: str, split: str, seed: int, per_digit: int) -> Cached:
-    """Decode `split` with the others of its group, cache them all, and return `split`'s arrays."""
+    """Decode `split` with the others of its group, cache them all, and return `split`'s arrays.
+
+    The folder is checked again afterwards: images changed while they were read are an error, not
+    a decode filed under the fingerprint of other images. Splits the cache cannot take (a full
+    disk) are kept in memory for the rest of the process, with one note.
+    """
     chosen = groups(root, seed, per_digit, "full" if split.startswith("full-") else "subset")
+    decoded = decode(chosen)
+    if recheck(root) != fp:
+        raise UserError(f"MNIST in {root} changed while it was being decoded; run the command again", 1)
     failed = None
-    for name, (x, y) in decode(chosen).items():
-        files = np.array([p.relative_to(root).as_posix() for p in chosen[name]])
+    for name, (x, y) in decoded.items():
+        file = cache_file(name, seed, per_digit)
+        entry = (x, y, np.array([p.relative_to(root).as_posix() for p in chosen[name]]), fp)
         try:
-            _write(cache_file(name, seed, per_digit), name, fp, x, y, files)
+            _write(file, name, fp, *entry[:3])
+            _held.pop(str(file), None)
         except OSError as e:
             failed = e
+            _held[str(file)] = entry
         if name == split:
-            out = (x, y, files, fp)
+            out = entry
     if failed is not None:
-        note(f"the decoded images could not be cached ({_reason(failed)}): the next command decodes them again")
+        note(f"the decoded images could not be cached ({reason(failed)}): this command keeps them in memory, "
+             "the next one decodes them again")
     return out
 
 
@@ -410,7 +377,8 @@ def load_split(split: str, *, seed: int = SEED, per_digit: int = PER_DIGIT, data
         raise UserError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     root = find(data)
     fp = fingerprint(root) if root is not None else None
-    cached = _read(cache_file(split, seed, per_digit), split)
+    file = cache_file(split, seed, per_digit)
+    cached = _held.get(str(file)) or _read(file, split)
     if cached is None or (fp is not None and cached[3] != fp):
         root = root or locate(data)
         cached = _decode_group(root, fp or fingerprint(root), split, seed, per_digit)

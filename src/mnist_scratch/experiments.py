@@ -313,7 +313,8 @@ def results(name: str, *, tiny: bool = False, force: bool = False, jobs=None, da
 
 def build(names: list[str], *, tiny: bool = False, force: bool = False, jobs=None, data_path=None) -> None:
     """Compute every run of `names` and their prerequisites, in stages: each stage is the experiments
-    whose prerequisites earlier stages computed, run in one parallel batch."""
+    whose prerequisites earlier stages computed, run in one parallel batch. `force` recomputes the
+    runs of `names` only: their prerequisites are computed only where missing."""
     wanted: list[str] = []
 
     def want(name: str) -> None:
@@ -327,7 +328,9 @@ def build(names: list[str], *, tiny: bool = False, force: bool = False, jobs=Non
     done: set[str] = set()
     while len(done) < len(wanted):
         stage = [n for n in wanted if n not in done and set(experiment(n).needs) <= done]
-        cfgs = [cfg for n in stage for cfg in configs(n, tiny=tiny, jobs=jobs, data_path=data_path)]
+        runs = {n: configs(n, tiny=tiny, jobs=jobs, data_path=data_path) for n in stage}
+        cfgs = [cfg for n in stage for cfg in runs[n]]
+        forced = {cfg for n in stage if force and n in names for cfg in runs[n]}
         if cfgs:
-            runner.run(cfgs, force=force, jobs=jobs, data_path=data_path, desc=", ".join(stage))
+            runner.run(cfgs, force=forced, jobs=jobs, data_path=data_path, desc=", ".join(stage))
         done |= set(stage)

@@ -26,6 +26,7 @@ from matplotlib.ticker import LogFormatter, LogFormatterSciNotation, MaxNLocator
 from . import analysis as A
 from .data import load_split
 from .experiments import CLASSIFIERS, results
+from .store import atomic_write
 from .svg import compact
 
 COLUMN = 5.5  # inches: the widest a figure is drawn
@@ -476,12 +477,14 @@ def png(fig) -> bytes:
 
 
 def save(name: str, out: str | Path = "figures", **kw) -> list[Path]:
-    """Write figure `name` as PNG and SVG into `out`; returns the paths."""
+    """Write figure `name` as PNG and SVG into `out`, each atomically (a failed write, a full disk,
+    leaves the previous file as it was); returns the paths."""
     fig = draw(name, **kw)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("png", "svg")]
-    paths[0].write_bytes(png(fig))
-    paths[1].write_text(svg(fig))
-    plt.close(fig)
+    try:
+        atomic_write(paths[0], lambda f: f.write(png(fig)))
+        atomic_write(paths[1], lambda f: f.write(svg(fig).encode()))
+    finally:
+        plt.close(fig)
     return paths

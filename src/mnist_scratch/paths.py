@@ -1,9 +1,11 @@
 """Folders the user names (`--cache`, `--out`, `--data`, their variables): expanded and checked up front.
 
-Each check turns what the operating system would raise later (an unknown `~user`, a name too long,
-a file where a folder should be, a place that cannot be written) into one line before work starts.
+Each check turns what the operating system would raise later (an empty name, an unknown `~user`, a
+name too long, a link to nowhere, a file where a folder should be, a place that cannot be written)
+into one line before work starts.
 """
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,10 @@ DATA_ENV = "MNIST_DATA"  # the mnist_png folder, when not fastai's
 
 
 def expand(text: str | Path, what: str) -> Path:
-    """`text` as a path with `~` expanded; a one-line error for an unknown home or an impossible name."""
+    """`text` as a path with `~` expanded; a one-line error for an empty or impossible name, an
+    unknown home, or a link to nowhere."""
+    if not str(text).strip():
+        raise UserError(f"{what} is empty: name a folder (or leave the option out for the default)")
     try:
         path = Path(text).expanduser()
     except RuntimeError:  # `~nosuchuser/...`
@@ -21,7 +26,9 @@ def expand(text: str | Path, what: str) -> Path:
     try:
         path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        pass  # not there (yet), or under a file: `folder` and `writable` say which
+        if path.is_symlink():
+            raise UserError(f"{what} {path} is a link to {os.readlink(path)}, which does not exist") from None
+        # else not there (yet), or under a file: `folder` and `writable` say which
     except OSError as e:  # a name too long, a loop of links, ...
         raise UserError(f"{what} {text}: {e.strerror}") from None
     return path

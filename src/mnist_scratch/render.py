@@ -22,7 +22,7 @@ import yaml
 from .errors import UserError
 from .experiments import EXPERIMENTS, build
 from .figures import FIGURES, png, save, svg
-from .store import PROJECT_ROOT
+from .store import PROJECT_ROOT, atomic_write
 
 NO_INSTALL_ENV = "MNIST_SCRATCH_NO_QUARTO_INSTALL"  # set to skip the `pip install quarto-cli` attempt
 INSTALL_HELP = (
@@ -91,9 +91,9 @@ def notebook_figures(notebook: Path, out: Path) -> list[str]:
         if not names or len(names) != len(images):
             continue
         for name, image in zip(names, images):
-            out.mkdir(parents=True, exist_ok=True)
-            (out / f"{name}.svg").write_text("".join(image["image/svg+xml"]))
-            (out / f"{name}.png").write_bytes(base64.b64decode("".join(image["image/png"])))
+            drawn = {"svg": "".join(image["image/svg+xml"]).encode(), "png": base64.b64decode("".join(image["image/png"]))}
+            for ext, data in drawn.items():
+                atomic_write(out / f"{name}.{ext}", lambda f: f.write(data))
             written.append(name)
     return written
 

@@ -23,10 +23,12 @@ take the smallest of int8 to int64 that holds them; bools one byte each. The res
 short or mixed lists) stays JSON. numpy reads an array as `np.frombuffer(buf, dtype).reshape(shape)`.
 Nothing is ever pickled, and no value is rounded: the store is lossless.
 
-An entry is trusted only if its magic, checksum, config and code all match and every number is
-finite: a damaged, truncated, foreign or stale entry reads as missing and is recomputed. Entries are
+An entry is trusted only if it is a regular file of at most `MAX_ENTRY` bytes and its magic,
+checksum, config and code all match and every number is finite: a damaged, truncated, foreign or
+stale entry (or a FIFO, a link to /dev/zero) reads as missing and is recomputed. Entries are
 written whole to a temporary file and renamed into place (`store.atomic_write`), so an interrupted
-or killed writer leaves the old entry or none, never half of one.
+or killed writer leaves the old entry or none, never half of one. A result that cannot be saved (a
+full disk) is kept in memory: later loads in the same process return it, so nothing is trained twice.
 
 **Why one file per run, not SQLite.** Each run is written once, whole, by whichever process
 finished it; the rename gives that write the atomicity a transaction would, and concurrent writers
@@ -42,6 +44,7 @@ table holding the same bytes, and checking and decoding them about 75 ms either 
 """
 
 import ast
+import copy
 import json
 import math
 import os
@@ -53,13 +56,14 @@ from pathlib import Path
 import torch
 
 from .data import version as data_version
-from .store import atomic_write, cache_root, sha256
+from .store import atomic_write, cache_root, open_regular, sha256
 from .train import RunConfig
 
 CODE = ("data.py", "modules.py", "objectives.py", "sgd.py", "train.py")
 MAGIC = b"mnist-scratch result 1\n"
 SUFFIX = ".result"
 MIN_ARRAY = 8  # shorter number lists stay JSON, readable in the header
+MAX_ENTRY = 1 << 28  # bytes: the largest entry takes a few MB; a larger file is no entry
 
 
 @cache
@@ -291,6 +295,7 @@ def _decode(data: bytes, cfg: RunConfig, arrays: bool = True) -> _Entry | None:
 # --- load and save --------------------------------------------------------------------------------
 
 _read: dict[str, tuple[tuple, _Entry]] = {}  # entry path -> (its file's stamp when read, decoded entry)
+_kept: dict[str, _Entry | dict] = {}  # entry path -> a result this process could not save (see `save`)
 
 
 def _stamp(st: os.stat_result) -> tuple:
@@ -305,38 +310,61 @@ def load(cfg: RunConfig, *, summary: bool = False) -> dict | None:
     returns a fresh copy. With `summary`, the result without its number arrays (None in their
     places): config, final metrics and other scalars, without decoding the bulk. A summary is
     checked as the whole entry is, except that the arrays' numbers are not decoded, so not checked
-    for NaN; a full `load` of the same entry still checks them.
+    for NaN; a full `load` of the same entry still checks them. Without a valid file, a result this
+    process could not save is returned (whole, or as its summary).
     """
     path = str(entry_path(cfg))
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, MAX_ENTRY) as f:
             stamp = _stamp(os.fstat(f.fileno()))
             seen = _read.get(path)
             if seen is not None and seen[0] == stamp and (summary or seen[1].checked):
                 return seen[1].summary() if summary else seen[1].result()
-            data = f.read()
+            data = f.read(MAX_ENTRY + 1)
     except OSError:
-        return None
+        return _from_memory(path, summary)
     entry = _decode(data, cfg, arrays=not summary)
     if entry is None:
         _read.pop(path, None)
-        return None
+        return _from_memory(path, summary)
     _read[path] = (stamp, entry)
     return entry.summary() if summary else entry.result()
+
+
+def _from_memory(path: str, summary: bool) -> dict | None:
+    kept = _kept.get(path)
+    if kept is None or isinstance(kept, dict):
+        return copy.deepcopy(kept)
+    return kept.summary() if summary else kept.result()
+
+
+def exists(cfg: RunConfig) -> bool:
+    """Whether something is stored under `cfg`'s key: an entry that then fails to `load` is damaged."""
+    return os.path.lexists(entry_path(cfg))
 
 
 def save(cfg: RunConfig, result: dict) -> dict:
     """Store `result` as the entry of `cfg`; returns it as `load` will (tuples as lists, and so on).
 
     Raises OSError if the cache cannot be written, ValueError or TypeError if `result` is not plain
-    data with finite numbers.
+    data with finite numbers; either way the result is kept in memory first, for every later `load`
+    of this process.
     """
-    data = _encode(cfg, result)
+    path = entry_path(cfg)
+    try:
+        data = _encode(cfg, result)
+    except (ValueError, TypeError):
+        _kept[str(path)] = copy.deepcopy(result)
+        raise
     entry = _decode(data, cfg)
     if entry is None:
         raise RuntimeError(f"the entry of {cfg} does not decode as it was encoded: a bug in the store")
-    path = entry_path(cfg)
-    atomic_write(path, lambda f: f.write(data))
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError:
+        _kept[str(path)] = entry
+        raise
+    _kept.pop(str(path), None)
     try:
         _read[str(path)] = (_stamp(os.stat(path)), entry)
     except OSError:  # gone already (another process cleaning up): it is simply read again later
@@ -345,5 +373,6 @@ def save(cfg: RunConfig, result: dict) -> dict:
 
 
 def forget() -> None:
-    """Drop what this process has read, so the next `load` of each entry reads its file again."""
+    """Drop what this process has read or kept, so the next `load` of each entry reads its file again."""
     _read.clear()
+    _kept.clear()

@@ -8,6 +8,7 @@ Workers ignore SIGINT, since their parent decides, and exit when it dies, howeve
 
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -17,11 +18,10 @@ from contextlib import contextmanager
 from functools import cache
 from multiprocessing.connection import wait
 
-from tqdm.auto import tqdm
-
 from . import data, results
-from .errors import Interrupted, UserError, note
+from .errors import Interrupted, UserError, note, out_of_memory
 from .paths import writable
+from .progress import tqdm
 from .store import cache_root
 from .train import RunConfig, train
 
@@ -42,7 +42,7 @@ def requested_jobs(requested: int | None = None) -> tuple[int, str]:
         text = os.environ.get(JOBS_ENV, "").strip()
         if not text:
             return cores(), "the default"
-        if not (text.isascii() and text.lstrip("-").isdigit()):
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
             raise UserError(f"${JOBS_ENV} must be a whole number of worker processes, got {text!r}")
         requested, source = int(text), f"${JOBS_ENV}"
     else:
@@ -87,7 +87,8 @@ def _cost(cfg: RunConfig) -> float:
 
 def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, desc="runs", summary=False) -> list[dict]:
     """The results of `configs`, in order: cached ones read (with `summary`, without their number
-    arrays: see `results.load`), the rest trained and saved one by one.
+    arrays: see `results.load`), the rest trained and saved one by one. `force`: True recomputes
+    every config, a collection of configs recomputes those.
 
     Each result is saved the moment it is computed, so an interrupted build keeps what it finished.
     A result that cannot be saved (the disk filled up, ...) is still returned, with a note.
@@ -95,7 +96,8 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
     for dataset in sorted({cfg.dataset for cfg in configs}):
         if data.version(dataset) is None:  # only fastai knows where MNIST is (or can fetch it): ask first
             data.locate(data_path)
-    found = {cfg: None if force else results.load(cfg, summary=summary) for cfg in dict.fromkeys(configs)}
+    forced = set(configs) if force is True else set(force or ())
+    found = {cfg: None if cfg in forced else results.load(cfg, summary=summary) for cfg in dict.fromkeys(configs)}
     todo = sorted((cfg for cfg, r in found.items() if r is None), key=_cost, reverse=True)
     if todo:
         writable(cache_root(), "the cache folder")  # fail now, not after the work
@@ -168,11 +170,15 @@ def _sigint_held():
 
 @contextmanager
 def _sigint_blocked():
-    """Ctrl-C waits (pending) while worker processes start: they inherit the blocked signal."""
+    """Ctrl-C waits (pending) while worker processes start; they start with it ignored, which, unlike
+    a handler or a blocked signal, survives the exec of the new interpreter: a Ctrl-C while a worker
+    still imports torch does not reach it."""
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # while blocked, a Ctrl-C stays pending
     try:
         yield
     finally:
+        signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
@@ -180,11 +186,13 @@ def _sigint_blocked():
 # the workers
 
 
-def _serve(conn, work, data_path, parent: int) -> None:
+def _serve(conn, work, data_path, parent: int, facts: dict) -> None:
     """A worker: compute each config received, send back ("ok", result) or ("error", (message, code)),
-    until told to stop (None), the parent's end of the pipe closes, or the parent dies."""
+    until told to stop (None), the parent's end of the pipe closes, or the parent dies. `facts`: what
+    the parent established about the data (`data.known`), so the worker trains on the same images."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    data.adopt(facts)
     tqdm.set_lock(threading.RLock())  # not a semaphore, which a terminated worker would leave behind
     while True:
         try:
@@ -197,10 +205,11 @@ def _serve(conn, work, data_path, parent: int) -> None:
             conn.send(("ok", work(cfg, data_path)))
         except UserError as e:
             conn.send(("error", (str(e), e.exit_code)))
-        except MemoryError:
-            conn.send(("error", (f"out of memory while training {_describe(cfg)} (try fewer --jobs)", 1)))
-        except Exception:
-            conn.send(("crash", traceback.format_exc()))
+        except Exception as e:
+            if out_of_memory(e):
+                conn.send(("error", (f"out of memory while training {_describe(cfg)} (try fewer --jobs)", 1)))
+            else:
+                conn.send(("crash", traceback.format_exc()))
 
 
 def _describe(cfg: RunConfig) -> str:
@@ -217,7 +226,8 @@ def _exit_with(parent: int) -> None:
 class _Worker:
     def __init__(self, context, data_path):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, _work, data_path, os.getpid()), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, _work, data_path, os.getpid(), data.known()),
+                                       daemon=True)
         self.process.start()
         child.close()
         self.cfg: RunConfig | None = None  # the run it is computing
@@ -292,7 +302,12 @@ def _parallel(todo: list[RunConfig], n_jobs: int, data_path, finish) -> None:
                 for w in busy:
                     if w.conn in ready or w.process.sentinel in ready:
                         cfg = w.cfg
-                        status, payload = w.take()
+                        try:
+                            status, payload = w.take()
+                        except UserError:
+                            if sigint.count:  # it died of the Ctrl-C too: an interrupt, not an error
+                                continue
+                            raise
                         if status == "error":
                             raise UserError(*payload)
                         if status == "crash":

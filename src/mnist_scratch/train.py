@@ -1,19 +1,20 @@
 """One training run: its configuration, the minibatch loop, evaluation, and the history it records."""
 
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from .data import Split, Splits
 from .errors import UserError
+from .memory import gb as _gb
+from .memory import usable_memory
 from .modules import Linear, Loss, Module, ReLU, Sequential, mlp
 from .objectives import OBJECTIVES, Objective, objective
+from .progress import tqdm
 from .sgd import SGD
 
 N_PIXELS = 784
@@ -41,24 +42,12 @@ EVAL_IMAGES = {"subset": 5_000, "full": 10_000}  # the largest split evaluated b
 ALL_IMAGES = {"subset": 15_000, "full": 70_000}  # every split of the dataset, in memory
 
 
-def physical_memory() -> int | None:
-    """Bytes of RAM in this machine (None where the system does not say)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _gb(n_bytes: int) -> str:
-    return f"{n_bytes / 1e9:,.1f} GB" if n_bytes < 1e15 else f"{n_bytes / 1e9:.1e} GB"
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a run's numbers. `hidden=()` is logistic regression.
 
     Checked on construction: a value that cannot give a run (a learning rate float32 cannot hold,
-    a batch larger than the training set, a network larger than this machine's memory, ...) is a
+    a batch larger than the training set, a network larger than the memory it may use, ...) is a
     one-line `UserError` before any work starts.
     """
 
@@ -111,10 +100,10 @@ class RunConfig:
         if self.batch_size > self.n_train:
             raise UserError(f"batch size {self.batch_size:,} is larger than the {self.n_train:,} training images "
                             f"(at most {self.n_train:,}: one batch per epoch)")
-        ram = physical_memory()
-        if ram is not None and self.memory_needed() > ram:
+        usable = usable_memory()  # RAM, `ulimit -v`, the control group's limit: the least
+        if usable is not None and self.memory_needed() > usable[0]:
             raise UserError(f"a {self.architecture} network needs about {_gb(self.memory_needed())} of memory "
-                            f"to train, more than this machine's {_gb(ram)}")
+                            f"to train, more than {usable[1]}")
 
     @property
     def n_train(self) -> int:
@@ -273,7 +262,7 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
             look(len(step_loss))
             valid = evaluate(model, loss_fn, obj, splits.valid)
             held = evaluate(model, loss_fn, obj, splits.test) if splits.test is not None else None
-            if not math.isfinite(valid.loss):
+            if not math.isfinite(valid.loss):  # the held-out split never stops (or steers) training
                 diverged_at = {"epoch": epoch, "step": len(step_loss)}
                 break
             hist["train_loss"].append(sum(losses) / len(losses))
