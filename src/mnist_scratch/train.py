@@ -166,9 +166,13 @@ class Evaluation:
 def evaluate(model: Module, loss_fn: Loss, obj: Objective, split: Split) -> Evaluation:
     """Mean loss and accuracy of `model` on a whole split, in chunks."""
     outputs = torch.cat([model(x) for x in split.x.split(EVAL_CHUNK)])
-    loss = loss_fn(outputs, obj.targets(split.y, outputs.dtype)).item()
+    return scored(outputs, loss_fn(outputs, obj.targets(split.y, outputs.dtype)).item(), obj, split.y)
+
+
+def scored(outputs: Tensor, loss: float, obj: Objective, y: Tensor) -> Evaluation:
+    """The evaluation of a model's `outputs` on a split whose digits are `y`, given its mean loss there."""
     preds = obj.predict(outputs)
-    return Evaluation(loss, (preds == split.y).double().mean().item(), outputs, preds)
+    return Evaluation(loss, (preds == y).double().mean().item(), outputs, preds)
 
 
 def dead_units(model: Sequential, x: Tensor) -> list[float]:
@@ -195,9 +199,20 @@ def n_parameters(model: Sequential) -> int:
     return sum(p.data.numel() for p in model.parameters())
 
 
-def is_checkpoint(step: int) -> bool:
-    """Steps 0, 1, 2, 4, 8, ...: where the dead-unit trace looks, besides every epoch's end."""
-    return step & (step - 1) == 0
+def is_checkpoint(step: int, epoch_steps: int, total_steps: int) -> bool:
+    """Where the dead-unit trace looks: before training (step 0), after steps 1, 2, 4, 8, ..., after the
+    first epoch (`epoch_steps`) and at the end (`total_steps`). Log-spaced, as the report's figure
+    draws it (a log-scale step axis), and each look is a pass over the whole training split."""
+    return step & (step - 1) == 0 or step in (epoch_steps, total_steps)
+
+
+def training_split(cfg: RunConfig, splits: Splits) -> Split:
+    """The images a run trains on: the training split, or with `max_train` a fixed random sample of it."""
+    train_split = splits.train
+    if cfg.max_train is not None:  # the splits are ordered by digit: sample, the same for every run
+        keep = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(0))[: cfg.max_train]
+        train_split = Split(train_split.x[keep], train_split.y[keep], tuple(train_split.paths[i] for i in keep))
+    return train_split
 
 
 def confusion(y: Tensor, preds: Tensor) -> list[list[int]]:
@@ -212,16 +227,16 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
     mean training loss over its steps, the validation loss and the validation accuracy (and, where
     the dataset holds a test split out, its loss and accuracy: recorded for early stopping's
     held-out number, never used to choose); and every step's training loss. A network with ReLUs also records `dead_trace`: the share of dead hidden
-    units (see `dead_units`) before training, after steps 1, 2, 4, 8, ... and after every epoch. A
-    run whose loss becomes NaN or infinite stops at once and is marked `diverged`; its final metrics
+    units (see `dead_units`) before training, after steps 1, 2, 4, 8, ..., after the first epoch and
+    at the end (`is_checkpoint`). A run whose loss becomes NaN or infinite stops at once and is marked `diverged`; its final metrics
     are then None.
+
+    This is one run's loop, the one to read; `group.train_group` trains several runs of one
+    architecture at once, each to exactly the numbers this loop gives it.
     """
     start = time.perf_counter()
     obj = objective(cfg.objective)
-    train_split = splits.train
-    if cfg.max_train is not None:  # the splits are ordered by digit: sample, the same for every run
-        keep = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(0))[: cfg.max_train]
-        train_split = Split(train_split.x[keep], train_split.y[keep], tuple(train_split.paths[i] for i in keep))
+    train_split = training_split(cfg, splits)
     with torch.inference_mode(), one_thread():
         init_gen, order_gen = generators(cfg.seed)
         model = mlp([N_PIXELS, *cfg.hidden, obj.n_out], cfg.bias, generator=init_gen)
@@ -239,13 +254,14 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         has_relu = any(isinstance(layer, ReLU) for layer in model.layers)
         trace = {"step": [], "share": []}
 
-        def look(step: int) -> None:  # the dead-unit trace, at most once per step
-            if has_relu and (not trace["step"] or trace["step"][-1] != step):
+        def look(step: int) -> None:  # the dead-unit trace
+            if has_relu:
                 trace["step"].append(step)
                 trace["share"].append(dead_units(model, train_split.x))
 
         look(0)
-        total_steps = cfg.epochs * math.ceil(len(train_split) / cfg.batch_size)
+        epoch_steps = math.ceil(len(train_split) / cfg.batch_size)
+        total_steps = cfg.epochs * epoch_steps
         diverged_at = None
         epochs = tqdm(range(1, cfg.epochs + 1), desc=cfg.architecture, disable=not progress, leave=False)
         for epoch in epochs:
@@ -261,11 +277,10 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
                 step_loss.append(loss)
                 model.backward(loss_fn.backward())
                 opt.step()
-                if is_checkpoint(len(step_loss)):
+                if is_checkpoint(len(step_loss), epoch_steps, total_steps):
                     look(len(step_loss))
             if diverged_at is not None:
                 break
-            look(len(step_loss))
             valid = evaluate(model, loss_fn, obj, splits.valid)
             held = evaluate(model, loss_fn, obj, splits.test) if splits.test is not None else None
             if not math.isfinite(valid.loss) or (held is not None and not math.isfinite(held.loss)):
@@ -279,35 +294,45 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
                 hist["test_acc"].append(held.acc)
             epochs.set_postfix(valid_loss=f"{valid.loss:.3f}", valid_acc=f"{valid.acc:.3f}")
 
-        result = {
-            "config": cfg.as_dict(),
-            "architecture": cfg.architecture,
-            "diverged": diverged_at is not None,
-            "diverged_at": diverged_at,
-            "history": {**hist, "step_loss": step_loss},
-            "final": None,
-        }
-        if has_relu:
-            result["dead_trace"] = trace
+        result = run_result(cfg, diverged_at, {**hist, "step_loss": step_loss}, trace if has_relu else None)
         if diverged_at is None:
-            result.update(_final(model, loss_fn, obj, train_split, splits))
+            evals = {name: evaluate(model, loss_fn, obj, split) for name, split in final_splits(train_split, splits)}
+            result.update(final_result(model, obj, evals, splits, dead_units(model, train_split.x)))
     result["seconds"] = time.perf_counter() - start
     return result
 
 
-def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
-    """Final losses and accuracies on every split, confusion matrices, and validation predictions."""
-    final, conf, evals = {}, {}, {}
-    for name, split in (("train", train_split), ("valid", splits.valid), ("test", splits.test)):
-        if split is None:
-            continue
-        ev = evals[name] = evaluate(model, loss_fn, obj, split)
+def run_result(cfg: RunConfig, diverged_at: dict | None, history: dict, trace: dict | None) -> dict:
+    """A run's result before its final evaluation (`final_result`, which a diverged run does not get)."""
+    result = {
+        "config": cfg.as_dict(),
+        "architecture": cfg.architecture,
+        "diverged": diverged_at is not None,
+        "diverged_at": diverged_at,
+        "history": history,
+        "final": None,
+    }
+    if trace is not None:
+        result["dead_trace"] = trace
+    return result
+
+
+def final_splits(train_split: Split, splits: Splits) -> list[tuple[str, Split]]:
+    """The splits a finished run is evaluated on, by name."""
+    named = (("train", train_split), ("valid", splits.valid), ("test", splits.test))
+    return [(name, split) for name, split in named if split is not None]
+
+
+def final_result(model: Sequential, obj: Objective, evals: dict[str, Evaluation], splits: Splits, dead: list[float]) -> dict:
+    """Final losses and accuracies on every split (`evals`, by `final_splits`), confusion matrices,
+    validation predictions, the dead units (`dead`) and, for the smaller models, the weights."""
+    final, conf = {}, {}
+    for name, ev in evals.items():
         final[name] = {"loss": ev.loss if math.isfinite(ev.loss) else None, "acc": ev.acc}  # JSON has no inf
         if name != "train":
-            conf[name] = confusion(split.y, ev.preds)
+            conf[name] = confusion(getattr(splits, name).y, ev.preds)
     valid = evals["valid"]
-    out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist(),
-           "dead_units": dead_units(model, train_split.x)}
+    out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist(), "dead_units": dead}
     if "test" in evals:  # per image, for paired tests between settings on the held-out images
         out["test_pred"] = evals["test"].preds.tolist()
     if n_parameters(model) <= KEEP_WEIGHTS_UP_TO:  # the wide networks' weights are never read

@@ -1,0 +1,154 @@
+"""Several runs of one architecture as one model: every parameter stacked along a first dimension.
+
+A step of these small networks costs its dozens of tensor operations more than its arithmetic (a
+batch-16 step of 784-30-10 takes about twice its matrix products alone: `benchmarks/README.md`).
+Stacking S runs pays for each operation once per step instead of S times. Run s's weight is
+`weight[s]` of a (S, n_in, n_out) stack; its batch is `x[s]` of a (S, B, n_in) stack. `ReLU`,
+`Sequential` and the losses of `modules.py` work on stacks as they are, since they act element by
+element or along the last two dimensions; `StackedLinear` and `StackedSGD` are the stacked `Linear`
+and `SGD`.
+
+**Bit for bit.** Each run's numbers are exactly those of the run trained alone, whatever shares its
+stack: every operation treats each run's slice on its own, in the same order and with the same
+rounding (the update is one fused multiply-add, as `Tensor.add_(..., alpha=)` is). A batched matrix
+product is the exception to check: `torch.bmm` may round a slice differently from `torch.mm` on it
+alone, depending on the BLAS build and the shape (MKL takes another kernel for products of fewer than
+400 multiply-adds, for a matrix times a vector, and, side by side, for blocks under 16 columns). No
+library documents when the two agree, so `matmul` finds out: the first time it meets a product of a
+given shape and memory layout in a process, it computes one of random numbers laid out alike both
+ways, and uses the one-call form for that product only if the two agreed bit for bit. Otherwise the
+runs are multiplied one by one, which is what each run alone does.
+"""
+
+import torch
+from torch import Tensor
+
+from .modules import Linear, Module, Parameter, Sequential
+
+
+class StackedLinear(Module):
+    """`Linear` for a stack of runs: weight (S, n_in, n_out), bias (S, 1, n_out).
+
+    The input is (S, B, n_in), one batch per run, or (N, n_in): the same rows for every run (an
+    evaluation), which gives (S, N, n_out).
+    """
+
+    def __init__(self, layers: list[Linear]):
+        self.input_grad = layers[0].input_grad
+        self.weight = Parameter(torch.stack([layer.weight.data for layer in layers]))
+        self.bias = None if layers[0].bias is None else Parameter(torch.stack([layer.bias.data for layer in layers]).unsqueeze(1))
+
+    def forward(self, x):
+        return matmul(x, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, grad):
+        self.weight.grad = matmul(self.inp.transpose(1, 2), grad)
+        if self.bias is not None:
+            self.bias.grad = grad.sum(1, keepdim=True)
+        return matmul(grad, self.weight.data.transpose(1, 2)) if self.input_grad else None
+
+    def parameters(self):
+        return [self.weight] + ([self.bias] if self.bias is not None else [])
+
+    def run(self, s: int) -> Linear:
+        """Run s's layer as a `Linear` whose parameters are views of the stack."""
+        layer = Linear.__new__(Linear)
+        layer.input_grad = self.input_grad
+        layer.weight = Parameter(self.weight.data[s])
+        layer.bias = None if self.bias is None else Parameter(self.bias.data[s, 0])
+        return layer
+
+    def keep(self, index: Tensor) -> None:
+        """Keep only the runs `index` (positions in the stack), in that order."""
+        for p in self.parameters():
+            p.data, p.grad = p.data[index], None
+
+
+def stack(models: list[Sequential]) -> Sequential:
+    """One model training `models` (equal architectures) side by side, starting from their weights."""
+    return Sequential(*(
+        StackedLinear(list(layers)) if isinstance(layers[0], Linear) else layers[0]  # ReLU: stateless
+        for layers in zip(*(m.layers for m in models))
+    ))
+
+
+def unstack(model: Sequential, s: int) -> Sequential:
+    """Run s of a stacked model, as the model it would be alone (its parameters are views of the stack)."""
+    return Sequential(*(layer.run(s) if isinstance(layer, StackedLinear) else layer for layer in model.layers))
+
+
+def keep(model: Sequential, index: Tensor) -> None:
+    """Drop every run of a stacked model but those at `index`."""
+    for layer in model.layers:
+        if isinstance(layer, StackedLinear):
+            layer.keep(index)
+
+
+class StackedSGD:
+    """`SGD` for a stack: run s steps with its own learning rate and weight decay.
+
+    `p.addcmul_(grad, -lr)` is `p + grad * -lr` rounded once, as `p.add_(grad, alpha=-lr)` rounds it
+    for one run, and `grad.addcmul(p, decay)` is `grad.add(p, alpha=decay)`; a run without decay
+    adds p * 0, which changes nothing. (`p.add_(grad * -lr)` would round twice: other numbers.)
+    """
+
+    def __init__(self, params: list[Parameter], weight_decays: list[float]):
+        self.params = params
+        self.decay = torch.tensor(weight_decays).view(-1, 1, 1) if any(weight_decays) else None
+
+    def step(self, lrs: list[float]) -> None:
+        minus_lr = torch.tensor([-lr for lr in lrs]).view(-1, 1, 1)
+        for p in self.params:
+            grad = p.grad.addcmul(p.data, self.decay) if self.decay is not None else p.grad
+            p.data.addcmul_(grad, minus_lr)
+
+    def keep(self, index: Tensor) -> None:
+        if self.decay is not None:
+            self.decay = self.decay[index]
+
+
+# --------------------------------------------------------------------------------------------------
+# the products
+
+
+def matmul(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """`x[s] @ w[s] (+ bias[s])` for every run s, each rounded as the lone run's `Linear` rounds it.
+
+    x is (S, m, k), or (m, k) for the same rows in every run; w is (S, k, n); bias (S, 1, n).
+    """
+    key = tuple((t.shape, t.stride()) if t is not None else None for t in (x, w, bias))
+    if key not in _one_call_exact:
+        _one_call_exact[key] = _agree(*(_random_like(t) for t in (x, w, bias)))
+    return _one_call(x, w, bias) if _one_call_exact[key] else _one_by_one(x, w, bias)
+
+
+def _one_call(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+    if x.dim() == 2:  # one product, the runs' weights side by side: (m, k) @ (k, S * n)
+        S, k, n = w.shape
+        wide = w.transpose(0, 1).reshape(k, S * n)
+        out = x @ wide if bias is None else torch.addmm(bias.reshape(S * n), x, wide)
+        return out.view(len(x), S, n).transpose(0, 1).contiguous()
+    return torch.bmm(x, w) if bias is None else torch.baddbmm(bias, x, w)
+
+
+def _one_by_one(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+    """The products as each run alone computes them (`Linear`: `x @ w`, or `addmm` with its bias)."""
+    xs = [x] * len(w) if x.dim() == 2 else x
+    if bias is None:
+        return torch.stack([x_s @ w_s for x_s, w_s in zip(xs, w)])
+    return torch.stack([torch.addmm(b[0], x_s, w_s) for x_s, w_s, b in zip(xs, w, bias)])
+
+
+_one_call_exact: dict[tuple, bool] = {}  # per shape and layout of the factors: is the one call exact?
+
+
+def _agree(x: Tensor, w: Tensor, bias: Tensor | None) -> bool:
+    return torch.equal(_one_call(x, w, bias), _one_by_one(x, w, bias))
+
+
+def _random_like(t: Tensor | None) -> Tensor | None:
+    """Random normal numbers laid out in memory as `t` is: no zeros, so that any difference in the
+    order of a product's additions shows (a ReLU's zeros in real data could hide it)."""
+    if t is None:
+        return None
+    return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype).normal_(generator=torch.Generator().manual_seed(0))
