@@ -111,32 +111,51 @@ def test_evaluations_in_several_chunks_and_the_full_dataset_group_as_alone():
     check_against_alone(cfgs, synthetic, [[0, 1]])
 
 
-def test_a_group_whose_one_call_products_round_otherwise_falls_back_to_the_runs_own(splits, monkeypatch):
-    """Were the BLAS build's batched or side-by-side products to round differently, the check finds it
-    and the group multiplies run by run: each run still gets its numbers alone."""
-    real = stacked._one_call
-    monkeypatch.setattr(stacked, "_one_call_exact", {})
-    monkeypatch.setattr(stacked, "_one_call", lambda x, w, bias: real(x, w, bias) * (1 + 2**-20))
+def test_a_group_whose_one_call_forms_round_otherwise_falls_back_to_the_runs_own(splits, monkeypatch):
+    """Were the batched or side-by-side products, or the fused update, to round differently on some
+    build, the check finds it and the group computes run by run: each run still gets its numbers alone."""
+    products, update = stacked._product_at_once, stacked._update_at_once
+    monkeypatch.setattr(stacked, "_verdicts", {})
+    monkeypatch.setattr(stacked, "_product_at_once", lambda *operands: products(*operands) * (1 + 2**-20))
+    monkeypatch.setattr(stacked, "_update_at_once", lambda *operands: update(*operands) * (1 + 2**-20))
     check_against_alone(MIXED[:2], splits, [[0, 1]])
-    assert stacked._one_call_exact and not any(stacked._one_call_exact.values())
+    kinds = {key[0] for key in stacked._verdicts}
+    assert kinds == {"product", "update"} and not any(stacked._verdicts.values())
 
 
-def test_each_kind_of_product_is_checked_once_on_random_numbers_laid_out_alike(monkeypatch):
-    monkeypatch.setattr(stacked, "_one_call_exact", {})
+def test_each_kind_of_operation_is_checked_once_on_random_numbers_laid_out_alike(monkeypatch):
+    monkeypatch.setattr(stacked, "_verdicts", {})
     gen = torch.Generator().manual_seed(3)
-    x, w, bias = torch.rand(3, 8, 30, generator=gen), torch.rand(3, 30, 10, generator=gen), torch.rand(3, 1, 10, generator=gen)
-    assert torch.equal(stacked.matmul(x, w, bias), stacked._one_by_one(x, w, bias))  # whichever way it went
-    assert len(stacked._one_call_exact) == 1
+    grad, w = torch.rand(3, 8, 10, generator=gen), torch.rand(3, 30, 10, generator=gen).transpose(1, 2)
     seen = []
-    monkeypatch.setattr(stacked, "_agree", lambda *factors: seen.append(factors) or False)
-    stacked.matmul(2 * x, w, bias)  # the same kind: decided already
-    assert seen == []
-    grad = torch.rand(3, 8, 10, generator=gen)
-    monkeypatch.setattr(stacked, "_one_call", lambda *a: pytest.fail("the one call used where it disagreed"))
-    assert torch.equal(stacked.matmul(grad, w.transpose(1, 2)), stacked._one_by_one(grad, w.transpose(1, 2), None))
-    ((a, b, c),) = seen  # checked once, on numbers of its own with the same shapes and memory layout
-    assert (a.shape, a.stride(), b.shape, b.stride(), c) == ((3, 8, 10), grad.stride(), (3, 10, 30), (300, 1, 10), None)
-    assert (a != 0).all() and (a < 0).any() and not torch.equal(a, grad)
+
+    def one_by_one(*operands):
+        seen.append(operands)
+        return stacked._product_one_by_one(*operands)
+
+    def off(*operands):
+        return stacked._product_at_once(*operands) + 1
+
+    assert stacked._exact("product", (grad, w, None), off, one_by_one) is False
+    ((a, b, c),) = seen  # numbers of its own, with the operands' shapes and memory layout
+    assert (a.shape, a.stride(), b.shape, b.stride(), c) == (grad.shape, grad.stride(), w.shape, w.stride(), None)
+    assert (a != 0).all() and (a < 0).any() and (b != 0).all()
+    assert stacked._exact("product", (2 * grad, w, None), off, one_by_one) is False
+    assert len(seen) == 1  # the same kind of product: decided once
+    monkeypatch.setattr(stacked, "_product_at_once", lambda *operands: pytest.fail("the one call used where it disagreed"))
+    assert torch.equal(stacked.matmul(grad, w), stacked._product_one_by_one(grad, w, None))
+
+
+def test_a_product_is_each_runs_own_whichever_way_it_is_computed(monkeypatch):
+    monkeypatch.setattr(stacked, "_verdicts", {})
+    gen = torch.Generator().manual_seed(4)
+    for x, w, bias in ((torch.rand(5, 16, 784, generator=gen), torch.rand(5, 784, 30, generator=gen), torch.rand(5, 1, 30, generator=gen)),
+                       (torch.rand(5, 8, 4, generator=gen), torch.rand(5, 4, 10, generator=gen), None),
+                       (torch.rand(100, 784, generator=gen), torch.rand(5, 784, 10, generator=gen), torch.rand(5, 1, 10, generator=gen))):
+        alone = torch.stack([x_s @ w_s if bias is None else torch.addmm(bias[s, 0], x_s, w_s)
+                             for s, (x_s, w_s) in enumerate(zip([x] * 5 if x.dim() == 2 else x, w))])
+        assert torch.equal(stacked.matmul(x, w, bias), alone)
+    assert len(stacked._verdicts) == 3
 
 
 # --- the stacked modules ------------------------------------------------------------------------

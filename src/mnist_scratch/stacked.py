@@ -87,9 +87,12 @@ def keep(model: Sequential, index: Tensor) -> None:
 class StackedSGD:
     """`SGD` for a stack: run s steps with its own learning rate and weight decay.
 
-    `p.addcmul_(grad, -lr)` is `p + grad * -lr` rounded once, as `p.add_(grad, alpha=-lr)` rounds it
-    for one run, and `grad.addcmul(p, decay)` is `grad.add(p, alpha=decay)`; a run without decay
-    adds p * 0, which changes nothing. (`p.add_(grad * -lr)` would round twice: other numbers.)
+    The update is `p.addcmul_(grad, -lr)`, with `-lr` per run: `p + grad * -lr` in one fused
+    multiply-add, as `p.add_(grad, alpha=-lr)` computes it for one run (`p.add_(grad * -lr)` would
+    round twice: other numbers). With decay, `grad.addcmul(p, decay)` likewise stands for
+    `grad.add(p, alpha=decay)`; a run without decay adds p * 0, which changes nothing. That the two
+    forms round alike is a property of how torch was compiled, so it is checked as the products are
+    (`_exact`); where it fails, each run's slice takes its own `add_`.
     """
 
     def __init__(self, params: list[Parameter], weight_decays: list[float]):
@@ -99,16 +102,34 @@ class StackedSGD:
     def step(self, lrs: list[float]) -> None:
         minus_lr = torch.tensor([-lr for lr in lrs]).view(-1, 1, 1)
         for p in self.params:
-            grad = p.grad.addcmul(p.data, self.decay) if self.decay is not None else p.grad
-            p.data.addcmul_(grad, minus_lr)
+            factors = (p.data, p.grad, minus_lr, self.decay)
+            if _exact("update", factors, _update_at_once, _update_one_by_one):
+                grad = p.grad.addcmul(p.data, self.decay) if self.decay is not None else p.grad
+                p.data.addcmul_(grad, minus_lr)
+            else:
+                p.data.copy_(_update_one_by_one(*factors))
 
     def keep(self, index: Tensor) -> None:
         if self.decay is not None:
             self.decay = self.decay[index]
 
 
+def _update_at_once(p: Tensor, grad: Tensor, minus_lr: Tensor, decay: Tensor | None) -> Tensor:
+    """`StackedSGD.step`'s new parameters, computed out of place."""
+    return p.addcmul(grad.addcmul(p, decay) if decay is not None else grad, minus_lr)
+
+
+def _update_one_by_one(p: Tensor, grad: Tensor, minus_lr: Tensor, decay: Tensor | None) -> Tensor:
+    """The new parameters as each run's `SGD.step` computes them."""
+    updated = []
+    for s in range(len(p)):
+        g = grad[s].add(p[s], alpha=decay[s].item()) if decay is not None and decay[s] else grad[s]
+        updated.append(p[s].add(g, alpha=minus_lr[s].item()))
+    return torch.stack(updated)
+
+
 # --------------------------------------------------------------------------------------------------
-# the products
+# the products, and the check that the one-call forms round as each run alone
 
 
 def matmul(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -116,13 +137,12 @@ def matmul(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
 
     x is (S, m, k), or (m, k) for the same rows in every run; w is (S, k, n); bias (S, 1, n).
     """
-    key = tuple((t.shape, t.stride()) if t is not None else None for t in (x, w, bias))
-    if key not in _one_call_exact:
-        _one_call_exact[key] = _agree(*(_random_like(t) for t in (x, w, bias)))
-    return _one_call(x, w, bias) if _one_call_exact[key] else _one_by_one(x, w, bias)
+    if _exact("product", (x, w, bias), _product_at_once, _product_one_by_one):
+        return _product_at_once(x, w, bias)
+    return _product_one_by_one(x, w, bias)
 
 
-def _one_call(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+def _product_at_once(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
     if x.dim() == 2:  # one product, the runs' weights side by side: (m, k) @ (k, S * n)
         S, k, n = w.shape
         wide = w.transpose(0, 1).reshape(k, S * n)
@@ -131,7 +151,7 @@ def _one_call(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
     return torch.bmm(x, w) if bias is None else torch.baddbmm(bias, x, w)
 
 
-def _one_by_one(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+def _product_one_by_one(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
     """The products as each run alone computes them (`Linear`: `x @ w`, or `addmm` with its bias)."""
     xs = [x] * len(w) if x.dim() == 2 else x
     if bias is None:
@@ -139,11 +159,17 @@ def _one_by_one(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
     return torch.stack([torch.addmm(b[0], x_s, w_s) for x_s, w_s, b in zip(xs, w, bias)])
 
 
-_one_call_exact: dict[tuple, bool] = {}  # per shape and layout of the factors: is the one call exact?
+_verdicts: dict[tuple, bool] = {}  # per kind of operation and shape and layout of its operands: exact?
 
 
-def _agree(x: Tensor, w: Tensor, bias: Tensor | None) -> bool:
-    return torch.equal(_one_call(x, w, bias), _one_by_one(x, w, bias))
+def _exact(kind: str, operands: tuple, at_once, one_by_one) -> bool:
+    """Whether `at_once(*operands)` equals `one_by_one(*operands)` bit for bit: found once per process
+    for each shape and memory layout of the operands, on random numbers laid out alike."""
+    key = (kind, *(None if t is None else (t.shape, t.stride()) for t in operands))
+    if key not in _verdicts:
+        sample = [_random_like(t) for t in operands]
+        _verdicts[key] = torch.equal(at_once(*sample), one_by_one(*sample))
+    return _verdicts[key]
 
 
 def _random_like(t: Tensor | None) -> Tensor | None:
