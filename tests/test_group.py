@@ -149,13 +149,23 @@ def test_each_kind_of_operation_is_checked_once_on_random_numbers_laid_out_alike
 def test_a_product_is_each_runs_own_whichever_way_it_is_computed(monkeypatch):
     monkeypatch.setattr(stacked, "_verdicts", {})
     gen = torch.Generator().manual_seed(4)
-    for x, w, bias in ((torch.rand(5, 16, 784, generator=gen), torch.rand(5, 784, 30, generator=gen), torch.rand(5, 1, 30, generator=gen)),
-                       (torch.rand(5, 8, 4, generator=gen), torch.rand(5, 4, 10, generator=gen), None),
-                       (torch.rand(100, 784, generator=gen), torch.rand(5, 784, 10, generator=gen), torch.rand(5, 1, 10, generator=gen))):
-        alone = torch.stack([x_s @ w_s if bias is None else torch.addmm(bias[s, 0], x_s, w_s)
-                             for s, (x_s, w_s) in enumerate(zip([x] * 5 if x.dim() == 2 else x, w))])
-        assert torch.equal(stacked.matmul(x, w, bias), alone)
-    assert len(stacked._verdicts) == 3
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen)
+
+    def own(x, w, bias):  # each run's product, as its `Linear` computes it
+        return x @ w if bias is None else torch.addmm(bias[0], x, w)
+
+    for x, w, bias in ((rand(5, 16, 784), rand(5, 784, 30), rand(5, 1, 30)), (rand(5, 8, 4), rand(5, 4, 10), None),
+                       (rand(100, 784), rand(5, 784, 30), rand(5, 1, 30))):
+        xs = [x] * 5 if x.dim() == 2 else x
+        assert torch.equal(stacked.matmul(x, w, bias), torch.stack([own(*f) for f in zip(xs, w, bias if bias is not None else [None] * 5)]))
+    x, w, bias = rand(100, 784), rand(5, 784, 10), rand(5, 1, 10)  # one input, narrow weights: 16 columns wide
+    padded = [own(x, torch.cat([w_s, torch.zeros(784, 6)], 1), torch.cat([b, torch.zeros(1, 6)], 1))[:, :10]
+              for w_s, b in zip(w, bias)]
+    assert torch.equal(stacked.matmul(x, w, bias), torch.stack(padded))
+    assert torch.equal(stacked.matmul(x, w[2:3], bias[2:3])[0], padded[2])  # alone as in the group
+    assert (torch.stack(padded) - torch.stack([own(x, w_s, b) for w_s, b in zip(w, bias)])).abs().max() < 1e-3
 
 
 # --- the stacked modules ------------------------------------------------------------------------

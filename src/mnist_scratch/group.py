@@ -8,7 +8,8 @@ group and wherever it sits in it (`tests/test_group.py`), except `seconds`: a gr
 its share of the group's time. The runner groups what it computes with `groups`.
 
 Evaluations and the dead-unit trace pass a split through the stacked model once: its first layer
-multiplies the rows by every run's weights side by side (`stacked.matmul`).
+multiplies the rows by every run's weights side by side (`stacked.matmul`); a lone run is evaluated
+by the same code, as a group of one (`train.evaluate`).
 """
 
 import math
@@ -18,11 +19,11 @@ from collections.abc import Sequence
 import torch
 
 from .data import Split, Splits
-from .modules import Loss, ReLU, Sequential, mlp
-from .objectives import Objective, objective
+from .modules import ReLU, mlp
+from .objectives import objective
 from .stacked import StackedSGD, keep, stack, unstack
-from .train import (EVAL_CHUNK, N_PIXELS, Evaluation, RunConfig, final_result, final_splits, generators,
-                    is_checkpoint, learning_rate, one_thread, run_result, scored, train, training_split)
+from .train import (N_PIXELS, Evaluation, RunConfig, dead_units_of_runs, evaluate_runs, final_result, final_splits,
+                    generators, is_checkpoint, learning_rate, one_thread, run_result, train, training_split)
 
 MAX_GROUP = 24  # runs per group: past about 25 a stack gains little per run, and fewer groups balance worse over workers
 WIDEST = 128  # hidden units: wider networks train alone (a stack of 784-512-10 measured slower than its runs one by one)
@@ -97,11 +98,11 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
         live = list(runs)  # the runs still training, in the order of the stack
 
         def evaluations(split: Split) -> list[Evaluation]:
-            return evaluate_stack(model, loss_fn, obj, split, len(live))
+            return evaluate_runs(model, loss_fn, obj, split)
 
         def look(step: int) -> None:  # the dead-unit trace
             if has_relu:
-                for run, share in zip(live, dead_shares(model, train_split.x)):
+                for run, share in zip(live, dead_units_of_runs(model, train_split.x)):
                     run.trace["step"].append(step)
                     run.trace["share"].append(share)
 
@@ -189,23 +190,3 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
 
 def _held_out(evaluations, splits: Splits, n_runs: int) -> list[Evaluation | None]:
     return evaluations(splits.test) if splits.test is not None else [None] * n_runs
-
-
-def evaluate_stack(model: Sequential, loss_fn: Loss, obj: Objective, split: Split, n_runs: int) -> list[Evaluation]:
-    """`train.evaluate` for each of the `n_runs` runs of a stacked model, the split passed through it once."""
-    outputs = torch.cat([model(x) for x in split.x.split(EVAL_CHUNK)], dim=1)  # (runs, rows, outputs)
-    targets = obj.targets(split.y, outputs.dtype)
-    losses = loss_fn(outputs, targets.expand(n_runs, *targets.shape)).tolist()
-    return [scored(out, loss, obj, split.y) for out, loss in zip(outputs, losses)]
-
-
-def dead_shares(model: Sequential, x: torch.Tensor) -> list[list[float]]:
-    """`train.dead_units` for each run of a stacked model: per run, per ReLU layer, the share of units
-    that output 0 for every row of `x`."""
-    last = max(i for i, layer in enumerate(model.layers) if isinstance(layer, ReLU))
-    shares = []
-    for layer in model.layers[: last + 1]:
-        x = layer(x)
-        if isinstance(layer, ReLU):
-            shares.append(((x > 0).sum(1) == 0).double().mean(1))
-    return torch.stack(shares, 1).tolist()

@@ -84,6 +84,11 @@ def keep(model: Sequential, index: Tensor) -> None:
             layer.keep(index)
 
 
+def select(model: Sequential, index: Tensor) -> Sequential:
+    """A new stacked model of the runs at `index` (copies of their parameters); `model` is left as it is."""
+    return stack([unstack(model, s) for s in index.tolist()])
+
+
 class StackedSGD:
     """`SGD` for a stack: run s steps with its own learning rate and weight decay.
 
@@ -132,11 +137,23 @@ def _update_one_by_one(p: Tensor, grad: Tensor, minus_lr: Tensor, decay: Tensor 
 # the products, and the check that the one-call forms round as each run alone
 
 
-def matmul(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
-    """`x[s] @ w[s] (+ bias[s])` for every run s, each rounded as the lone run's `Linear` rounds it.
+NARROW = 16  # columns: a product of one input with every run's weights is computed at least this wide
 
-    x is (S, m, k), or (m, k) for the same rows in every run; w is (S, k, n); bias (S, 1, n).
+
+def matmul(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """`x[s] @ w[s] (+ bias[s])` for every run s, each rounded as the run's own product rounds it.
+
+    x is (S, m, k), or (m, k) for the same rows in every run; w is (S, k, n); bias (S, 1, n). With
+    one x for every run (an evaluation) the runs' weights are multiplied side by side, in one
+    product; a run whose n is under `NARROW` columns has its weights padded with zeros to `NARROW`,
+    alone as in a group: side by side, MKL rounds a block of fewer than 16 columns otherwise than
+    the same block alone, and padded it is also faster. (A training step's products are the
+    run's own `Linear` products, unpadded.)
     """
+    if x.dim() == 2 and w.shape[2] < NARROW:
+        pad = NARROW - w.shape[2]
+        padded = (torch.cat([t, t.new_zeros(*t.shape[:2], pad)], dim=2) if t is not None else None for t in (w, bias))
+        return matmul(x, *padded)[..., : w.shape[2]]
     if _exact("product", (x, w, bias), _product_at_once, _product_one_by_one):
         return _product_at_once(x, w, bias)
     return _product_one_by_one(x, w, bias)

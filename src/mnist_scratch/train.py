@@ -12,12 +12,14 @@ from tqdm.auto import tqdm
 
 from .data import Split, Splits
 from .errors import UserError
-from .modules import Linear, Loss, Module, ReLU, Sequential, mlp
+from .modules import Linear, Loss, ReLU, Sequential, mlp
 from .objectives import OBJECTIVES, Objective, objective
 from .sgd import SGD
+from .stacked import select, stack
 
 N_PIXELS = 784
 EVAL_CHUNK = 10_000  # rows evaluated at once: bounds memory on full MNIST
+TRACE_CHUNK = 1_000  # rows at once when dead units are counted (see `dead_units_of_runs`)
 KEEP_WEIGHTS_UP_TO = 25_000  # parameters: the final weights of models up to 784-30-10 are recorded
 SCHEDULES = ("linear", "constant")
 
@@ -163,26 +165,61 @@ class Evaluation:
     preds: Tensor = field(repr=False)
 
 
-def evaluate(model: Module, loss_fn: Loss, obj: Objective, split: Split) -> Evaluation:
-    """Mean loss and accuracy of `model` on a whole split, in chunks."""
-    outputs = torch.cat([model(x) for x in split.x.split(EVAL_CHUNK)])
-    return scored(outputs, loss_fn(outputs, obj.targets(split.y, outputs.dtype)).item(), obj, split.y)
+def evaluate(model: Sequential, loss_fn: Loss, obj: Objective, split: Split) -> Evaluation:
+    """Mean loss and accuracy of `model` on a whole split.
+
+    Computed as `evaluate_runs` computes it for a group of runs (`stacked.py`), here a group of one:
+    so a run's evaluation is the same whether it trained alone or in a group.
+    """
+    return evaluate_runs(stack([model]), loss_fn, obj, split)[0]
 
 
-def scored(outputs: Tensor, loss: float, obj: Objective, y: Tensor) -> Evaluation:
-    """The evaluation of a model's `outputs` on a split whose digits are `y`, given its mean loss there."""
+def evaluate_runs(model: Sequential, loss_fn: Loss, obj: Objective, split: Split) -> list[Evaluation]:
+    """`evaluate` for every run of a stacked model: the split passes through it once, in chunks."""
+    outputs = torch.cat([model(x) for x in split.x.split(EVAL_CHUNK)], dim=1)  # (runs, rows, outputs)
+    targets = obj.targets(split.y, outputs.dtype)
+    losses = loss_fn(outputs, targets.expand(len(outputs), *targets.shape)).tolist()  # a mean per run
+    return [_scored(out, loss, obj, split.y) for out, loss in zip(outputs, losses)]
+
+
+def _scored(outputs: Tensor, loss: float, obj: Objective, y: Tensor) -> Evaluation:
     preds = obj.predict(outputs)
     return Evaluation(loss, (preds == y).double().mean().item(), outputs, preds)
 
 
 def dead_units(model: Sequential, x: Tensor) -> list[float]:
-    """Per ReLU layer, the share of units that output 0 for every row of `x`: they pass no gradient."""
-    shares = []
-    for layer in model.layers:
-        x = layer(x)
-        if isinstance(layer, ReLU):
-            shares.append(((x > 0).sum(0) == 0).double().mean().item())
-    return shares
+    """Per ReLU layer, the share of units that output 0 for every row of `x`: they pass no gradient.
+    Counted as `dead_units_of_runs` counts it for a group, here a group of one."""
+    return dead_units_of_runs(stack([model]), x)[0]
+
+
+def dead_units_of_runs(model: Sequential, x: Tensor) -> list[list[float]]:
+    """`dead_units` for every run of a stacked model: per run, per ReLU layer.
+
+    A unit is alive once one row makes it output more than 0. The rows go through in chunks of
+    `TRACE_CHUNK`, and a run whose units have all been seen alive stops there: usually after the
+    first chunk, so only the runs with dead units (which need every row to be sure) cost a pass over
+    the whole split.
+    """
+    relus = [i for i, layer in enumerate(model.layers) if isinstance(layer, ReLU)]
+    if not relus:
+        return [[] for _ in model.layers[0].weight.data]
+    alive = [torch.zeros(len(model.layers[0].weight.data), model.layers[i - 1].weight.data.shape[2], dtype=torch.bool)
+             for i in relus]
+    looking = torch.arange(len(alive[0]))  # the runs with a unit not yet seen alive
+    runs = model
+    for rows in x.split(TRACE_CHUNK):
+        for i, layer in enumerate(runs.layers[: relus[-1] + 1]):
+            rows = layer(rows)
+            if i in relus:
+                alive[relus.index(i)][looking] |= (rows > 0).any(dim=1)
+        done = torch.stack([a[looking].all(dim=1) for a in alive]).all(dim=0)
+        if done.all():
+            break
+        if done.any():
+            looking = looking[~done]
+            runs = select(model, looking)
+    return torch.stack([(~a).double().mean(dim=1) for a in alive], dim=1).tolist()
 
 
 def layer_weights(model: Sequential) -> list[dict]:
