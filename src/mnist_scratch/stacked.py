@@ -67,7 +67,7 @@ class StackedLinear(Module):
 def stack(models: list[Sequential]) -> Sequential:
     """One model training `models` (equal architectures) side by side, starting from their weights."""
     return Sequential(*(
-        StackedLinear(list(layers)) if isinstance(layers[0], Linear) else layers[0]  # ReLU: stateless
+        StackedLinear(list(layers)) if isinstance(layers[0], Linear) else type(layers[0])()  # a ReLU: no parameters
         for layers in zip(*(m.layers for m in models))
     ))
 

@@ -201,12 +201,13 @@ def dead_units_of_runs(model: Sequential, x: Tensor) -> list[list[float]]:
     first chunk, so only the runs with dead units (which need every row to be sure) cost a pass over
     the whole split.
     """
+    n_runs = len(model.layers[0].weight.data)
     relus = [i for i, layer in enumerate(model.layers) if isinstance(layer, ReLU)]
     if not relus:
-        return [[] for _ in model.layers[0].weight.data]
-    alive = [torch.zeros(len(model.layers[0].weight.data), model.layers[i - 1].weight.data.shape[2], dtype=torch.bool)
-             for i in relus]
-    looking = torch.arange(len(alive[0]))  # the runs with a unit not yet seen alive
+        return [[] for _ in range(n_runs)]
+    # per ReLU layer, (runs, units): seen alive yet? (The layer before a ReLU is a Linear: (runs, in, units).)
+    alive = [torch.zeros(n_runs, model.layers[i - 1].weight.data.shape[2], dtype=torch.bool) for i in relus]
+    looking = torch.arange(n_runs)  # the runs with a unit not yet seen alive
     runs = model
     for rows in x.split(TRACE_CHUNK):
         for i, layer in enumerate(runs.layers[: relus[-1] + 1]):
@@ -239,7 +240,7 @@ def n_parameters(model: Sequential) -> int:
 def is_checkpoint(step: int, epoch_steps: int, total_steps: int) -> bool:
     """Where the dead-unit trace looks: before training (step 0), after steps 1, 2, 4, 8, ..., after the
     first epoch (`epoch_steps`) and at the end (`total_steps`). Log-spaced, as the report's figure
-    draws it (a log-scale step axis), and each look is a pass over the whole training split."""
+    draws it (a log-scale step axis): a look can take a pass over the whole training split."""
     return step & (step - 1) == 0 or step in (epoch_steps, total_steps)
 
 
