@@ -21,7 +21,7 @@ import torch
 from .data import Split, Splits
 from .modules import ReLU, mlp
 from .objectives import objective
-from .stacked import StackedSGD, keep, stack, unstack
+from .stacked import StackedSGD, keep, select, stack, unstack
 from .train import (N_PIXELS, Evaluation, RunConfig, dead_units_of_runs, evaluate_runs, final_result, final_splits,
                     generators, is_checkpoint, learning_rate, one_thread, run_result, train, training_split)
 
@@ -65,6 +65,7 @@ class _Run:
         self.step_loss: list[float] = []
         self.trace: dict[str, list] = {"step": [], "share": []}
         self.diverged_at: dict | None = None
+        self.last: dict[str, Evaluation | None] = {}  # the last epoch's evaluations, by split
         self.final: dict | None = None
 
 
@@ -114,12 +115,22 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
             live = [live[i] for i in index.tolist()]
             return index
 
-        before = zip(evaluations(train_split), evaluations(splits.valid), _held_out(evaluations, splits, len(live)))
-        for run, (t, v, h) in zip(live, before):
-            run.hist = {"train_loss": [t.loss], "valid_loss": [v.loss], "valid_acc": [v.acc]}
-            if h is not None:
-                run.hist.update(test_loss=[h.loss], test_acc=[h.acc])
-        look(0)
+        # Before training, runs of one seed have the same weights: each seed's first run is evaluated for all.
+        firsts = {}
+        for i, cfg in enumerate(cfgs):
+            firsts.setdefault(cfg.seed, i)
+        starts = select(model, torch.tensor(list(firsts.values())))
+        before = zip(evaluate_runs(starts, loss_fn, obj, train_split), evaluate_runs(starts, loss_fn, obj, splits.valid),
+                     evaluate_runs(starts, loss_fn, obj, splits.test) if splits.test is not None else [None] * len(firsts),
+                     dead_units_of_runs(starts, train_split.x))
+        for seed, (t, v, h, dead) in zip(firsts, before):
+            for run in runs:
+                if run.cfg.seed == seed:
+                    run.hist = {"train_loss": [t.loss], "valid_loss": [v.loss], "valid_acc": [v.acc]}
+                    if h is not None:
+                        run.hist.update(test_loss=[h.loss], test_acc=[h.acc])
+                    if has_relu:
+                        run.trace = {"step": [0], "share": [list(dead)]}
         n, batch_size = len(train_split), first.batch_size
         epoch_steps = math.ceil(n / batch_size)
         total_steps = first.epochs * epoch_steps
@@ -156,7 +167,8 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
             if not live:
                 break
             diverged = []
-            for run, valid, held in zip(live, evaluations(splits.valid), _held_out(evaluations, splits, len(live))):
+            helds = evaluations(splits.test) if splits.test is not None else [None] * len(live)
+            for run, valid, held in zip(live, evaluations(splits.valid), helds):
                 if not math.isfinite(valid.loss) or (held is not None and not math.isfinite(held.loss)):
                     run.diverged_at = {"epoch": epoch, "step": step}
                     diverged.append(run)
@@ -167,14 +179,15 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
                 if held is not None:
                     run.hist["test_loss"].append(held.loss)
                     run.hist["test_acc"].append(held.acc)
+                run.last = {"valid": valid, "test": held}
             if diverged:
                 drop(diverged)
 
-        if live:
-            evals = {name: evaluations(split) for name, split in final_splits(train_split, splits)}
-            for s, run in enumerate(live):
+        if live:  # the last epoch evaluated the final model on the validation and test splits already
+            for s, (run, on_train) in enumerate(zip(live, evaluations(train_split))):
+                evals = {name: on_train if name == "train" else run.last[name] for name, _ in final_splits(train_split, splits)}
                 dead = run.trace["share"][-1] if has_relu else []  # looked at after the last step
-                run.final = final_result(unstack(model, s), obj, {name: ev[s] for name, ev in evals.items()}, splits, dead)
+                run.final = final_result(unstack(model, s), obj, evals, splits, dead)
         results = []
         for run in runs:
             result = run_result(run.cfg, run.diverged_at, {**run.hist, "step_loss": run.step_loss},
@@ -186,7 +199,3 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
     for result in results:
         result["seconds"] = seconds
     return results
-
-
-def _held_out(evaluations, splits: Splits, n_runs: int) -> list[Evaluation | None]:
-    return evaluations(splits.test) if splits.test is not None else [None] * n_runs
