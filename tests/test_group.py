@@ -94,6 +94,17 @@ def test_every_architecture_and_objective_trains_in_a_group_as_alone(splits, cfg
     check_against_alone(cfgs, splits, [list(range(n)), list(reversed(range(n)))])
 
 
+def test_runs_of_one_seed_share_their_batches_and_products_in_a_group_as_alone(splits):
+    """Runs of one seed sit side by side in the stack and their first layer multiplies their common
+    batch once; a run that diverges leaves its block, which goes on as before."""
+    cfgs = [RunConfig(hidden=(30,), objective="mse-digit", lr=lr, epochs=2, max_train=1000, seed=seed, weight_decay=wd)
+            for lr, seed, wd in ((0.01, 1, 0.0), (0.03, 0, 1e-3), (0.003, 1, 0.0), (1e3, 1, 0.0), (0.01, 0, 0.0))]
+    alone = check_against_alone(cfgs, splits, [[0, 1, 2, 3, 4], [3, 2, 1, 0]])
+    assert alone[3]["diverged"] and not alone[0]["diverged"]
+    model = stack([mlp([784, 30, 1]) for _ in range(5)], same_input=[0, 0, 1, 1, 1])
+    assert model.layers[0].blocks() == [(0, 2), (2, 5)] and model.layers[2].same_input is None
+
+
 def test_a_run_in_groups_of_every_size_and_position_is_the_run_alone(splits):
     cfgs = [RunConfig(hidden=(8,), lr=0.1 * (1 + i), epochs=1, max_train=500, seed=i % 3) for i in range(7)]
     check_against_alone(cfgs, splits, [[0, 1], [1, 0], [2, 0, 3], [4, 5, 6, 0], [6, 5, 4, 3, 2, 1, 0]])
@@ -114,13 +125,14 @@ def test_evaluations_in_several_chunks_and_the_full_dataset_group_as_alone():
 def test_a_group_whose_one_call_forms_round_otherwise_falls_back_to_the_runs_own(splits, monkeypatch):
     """Were the batched or side-by-side products, or the fused update, to round differently on some
     build, the check finds it and the group computes run by run: each run still gets its numbers alone."""
-    products, update = stacked._product_at_once, stacked._update_at_once
     monkeypatch.setattr(stacked, "_verdicts", {})
-    monkeypatch.setattr(stacked, "_product_at_once", lambda *operands: products(*operands) * (1 + 2**-20))
-    monkeypatch.setattr(stacked, "_update_at_once", lambda *operands: update(*operands) * (1 + 2**-20))
-    check_against_alone(MIXED[:2], splits, [[0, 1]])
-    kinds = {key[0] for key in stacked._verdicts}
-    assert kinds == {"product", "update"} and not any(stacked._verdicts.values())
+    for name in ("_product_at_once", "_update_at_once", "_blocks_at_once", "_grad_blocks_at_once"):
+        real = getattr(stacked, name)
+        monkeypatch.setattr(stacked, name, lambda *operands, real=real: real(*operands) * (1 + 2**-20))
+    check_against_alone([MIXED[0], MIXED[1], replace(MIXED[1], seed=0)], splits, [[0, 1, 2]])
+    kinds = {key[0] if isinstance(key[0], str) else key[0][0] for key in stacked._verdicts}
+    assert kinds == {"product", "update", "blocks", "weight gradient blocks"}
+    assert not any(stacked._verdicts.values())
 
 
 def test_each_kind_of_operation_is_checked_once_on_random_numbers_laid_out_alike(monkeypatch):
@@ -198,6 +210,40 @@ def test_stacked_linear_is_each_runs_linear(monkeypatch):
         stacked_model.layers[0].weight.data[2].data_ptr()  # a view of the stack, not a copy
 
 
+def test_a_first_layer_of_runs_with_one_input_is_each_runs_linear():
+    """Weights stored side by side, one product per block of runs with the same batch: forward, weight
+    gradient and SGD step, run by run, against each run's own modules; then two runs dropped."""
+    gen = torch.Generator().manual_seed(5)
+    models = [mlp([784, 30, 10], generator=gen) for _ in range(5)]
+    stacked_model = stack(models, same_input=["a", "a", "a", "b", "b"])
+    first = stacked_model.layers[0]
+    assert first.blocks() == [(0, 3), (3, 5)] and first.weight.data.shape == (5, 784, 30)
+    assert first.weight.data.transpose(0, 1).is_contiguous()  # stored (n_in, S, n_out)
+    x = torch.rand(2, 16, 784, generator=gen)[[0, 0, 0, 1, 1]]
+    y = torch.randint(0, 10, (5, 16), generator=gen)
+    lrs, decays = [0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 1e-2, 0.0, 1e-3, 0.0]
+    opt = StackedSGD(stacked_model.parameters(), decays)
+    with torch.inference_mode():
+        for _ in range(2):
+            loss_fn = CrossEntropy()
+            losses = loss_fn(stacked_model(x), y)
+            stacked_model.backward(loss_fn.backward())
+            opt.step(lrs)
+            for s, model in enumerate(models):
+                lone_loss = CrossEntropy()
+                assert torch.equal(lone_loss(model(x[s]), y[s]), losses[s])
+                model.backward(lone_loss.backward())
+                SGD(model.parameters(), lrs[s], decays[s]).step()
+                for p, q in zip(model.parameters(), unstack(stacked_model, s).parameters(), strict=True):
+                    assert torch.equal(p.data, q.data)
+        kept = torch.tensor([1, 3, 4])
+        stacked.keep(stacked_model, kept)
+        opt.keep(kept)
+        assert first.blocks() == [(0, 1), (1, 3)] and first.weight.data.transpose(0, 1).is_contiguous()
+        for s, model in zip(range(3), (models[1], models[3], models[4])):
+            assert all(torch.equal(p.data, q.data) for p, q in zip(model.parameters(), unstack(stacked_model, s).parameters()))
+
+
 def test_a_shared_input_gives_every_runs_output():
     gen = torch.Generator().manual_seed(2)
     models = [mlp([784, 16, 10], generator=gen) for _ in range(4)]
@@ -221,7 +267,8 @@ def test_runs_group_when_the_shape_of_their_steps_is_the_same():
              replace(base, batch_size=32)]
     assert len({group_key(c) for c in [base, *other]}) == 1 + len(other)
     assert group_key(replace(base, hidden=(WIDEST + 1,))) is None
-    assert groups([base, *same, *other]) == [(base, *same), *((c,) for c in other)]
+    found = groups([base, *same, *other])
+    assert found == [(base, same[0], same[2], same[3], same[1]), *((c,) for c in other)]  # in order of seed
 
 
 def test_wide_networks_train_alone():
@@ -229,11 +276,12 @@ def test_wide_networks_train_alone():
     assert groups(wide) == [(c,) for c in wide]
 
 
-def test_a_large_class_is_split_evenly_and_work_is_spread_over_workers():
-    many = [RunConfig(lr=0.01 * (i + 1)) for i in range(MAX_GROUP + 2)]
+def test_a_large_class_is_split_evenly_between_seeds_and_work_is_spread_over_workers():
+    many = [RunConfig(lr=0.01 * (i + 1), seed=i % 2) for i in range(MAX_GROUP + 2)]
     found = groups(many)
     assert sorted(map(len, found)) == [(MAX_GROUP + 2) // 2] * 2
     assert sorted(c.lr for g in found for c in g) == sorted(c.lr for c in many)
+    assert [{c.seed for c in g} for g in found] == [{0}, {1}]  # the runs of a seed together: they share batches
     three = many[:3]
     assert sorted(map(len, groups(three, at_least=2))) == [1, 2]
     assert sorted(map(len, groups(three, at_least=5))) == [1, 1, 1]  # never more groups than runs

@@ -31,18 +31,34 @@ class StackedLinear(Module):
 
     The input is (S, B, n_in), one batch per run, or (N, n_in): the same rows for every run (an
     evaluation), which gives (S, N, n_out).
+
+    `same_input`, for a first layer: a label per run, where neighbours with equal labels always get
+    the same batch (runs of one seed draw the same batches). Each block of such runs then multiplies
+    its one batch by its runs' weights side by side, one product for the block instead of one per
+    run, forward and for the weight gradient: fewer, wider products, faster per run. For that the
+    weight is stored as (n_in, S, n_out) in memory, seen as (S, n_in, n_out) like any other.
     """
 
-    def __init__(self, layers: list[Linear]):
+    def __init__(self, layers: list[Linear], same_input: list | None = None):
         self.input_grad = layers[0].input_grad
-        self.weight = Parameter(torch.stack([layer.weight.data for layer in layers]))
+        weight = torch.stack([layer.weight.data for layer in layers])
+        self.same_input = None  # blocks only pay and round as alone from NARROW columns (see `matmul`)
+        if same_input is not None and not self.input_grad and weight.shape[2] >= NARROW:
+            self.same_input, weight = list(same_input), _side_by_side(weight)
+        self.weight = Parameter(weight)
         self.bias = None if layers[0].bias is None else Parameter(torch.stack([layer.bias.data for layer in layers]).unsqueeze(1))
 
     def forward(self, x):
-        return matmul(x, self.weight.data, None if self.bias is None else self.bias.data)
+        bias = None if self.bias is None else self.bias.data
+        if self.same_input is not None and x.dim() == 3:
+            return by_blocks(x, self.weight.data, bias, self.blocks())
+        return matmul(x, self.weight.data, bias)
 
     def backward(self, grad):
-        self.weight.grad = matmul(self.inp.transpose(1, 2), grad)
+        if self.same_input is not None:
+            self.weight.grad = weight_grad_by_blocks(self.inp, grad, self.blocks())
+        else:
+            self.weight.grad = matmul(self.inp.transpose(1, 2), grad)
         if self.bias is not None:
             self.bias.grad = grad.sum(1, keepdim=True)
         return matmul(grad, self.weight.data.transpose(1, 2)) if self.input_grad else None
@@ -50,9 +66,14 @@ class StackedLinear(Module):
     def parameters(self):
         return [self.weight] + ([self.bias] if self.bias is not None else [])
 
+    def blocks(self) -> list[tuple[int, int]]:
+        """(start, end) of each block of neighbouring runs with the same input."""
+        starts = [s for s in range(len(self.same_input)) if s == 0 or self.same_input[s] != self.same_input[s - 1]]
+        return list(zip(starts, starts[1:] + [len(self.same_input)]))
+
     def run(self, s: int) -> Linear:
         """Run s's layer as a `Linear` whose parameters are views of the stack."""
-        layer = Linear.__new__(Linear)
+        layer = Linear.__new__(Linear)  # not __init__: no fresh initial weights
         layer.input_grad = self.input_grad
         layer.weight = Parameter(self.weight.data[s])
         layer.bias = None if self.bias is None else Parameter(self.bias.data[s, 0])
@@ -62,13 +83,23 @@ class StackedLinear(Module):
         """Keep only the runs `index` (positions in the stack), in that order."""
         for p in self.parameters():
             p.data, p.grad = p.data[index], None
+        if self.same_input is not None:
+            self.same_input = [self.same_input[s] for s in index.tolist()]
+            self.weight.data = _side_by_side(self.weight.data)
 
 
-def stack(models: list[Sequential]) -> Sequential:
-    """One model training `models` (equal architectures) side by side, starting from their weights."""
+def _side_by_side(weight: Tensor) -> Tensor:
+    """A (S, n_in, n_out) stack stored as (n_in, S, n_out): each row holds every run's weights for one input."""
+    return weight.transpose(0, 1).contiguous().transpose(0, 1)
+
+
+def stack(models: list[Sequential], same_input: list | None = None) -> Sequential:
+    """One model training `models` (equal architectures) side by side, starting from their weights;
+    `same_input` labels the models whose batches are always the same (see `StackedLinear`)."""
     return Sequential(*(
-        StackedLinear(list(layers)) if isinstance(layers[0], Linear) else type(layers[0])()  # a ReLU: no parameters
-        for layers in zip(*(m.layers for m in models))
+        StackedLinear(list(layers), same_input if i == 0 else None) if isinstance(layers[0], Linear)
+        else type(layers[0])()  # a ReLU: no parameters
+        for i, layers in enumerate(zip(*(m.layers for m in models)))
     ))
 
 
@@ -107,20 +138,29 @@ class StackedSGD:
     def step(self, lrs: list[float]) -> None:
         minus_lr = torch.tensor([-lr for lr in lrs]).view(-1, 1, 1)
         for p in self.params:
-            factors = (p.data, p.grad, minus_lr, self.decay)
-            if _exact("update", factors, _update_at_once, _update_one_by_one):
-                grad = p.grad.addcmul(p.data, self.decay) if self.decay is not None else p.grad
-                p.data.addcmul_(grad, minus_lr)
+            if _exact("update", (p.data, p.grad, minus_lr, self.decay), _update_at_once, _update_one_by_one):
+                lr, decay = _along(minus_lr, p.data), _along(self.decay, p.data)
+                grad = p.grad.addcmul(p.data, decay) if decay is not None else p.grad
+                p.data.addcmul_(grad, lr)
             else:
-                p.data.copy_(_update_one_by_one(*factors))
+                p.data.copy_(_update_one_by_one(p.data, p.grad, minus_lr, self.decay))
 
     def keep(self, index: Tensor) -> None:
         if self.decay is not None:
             self.decay = self.decay[index]
 
 
+def _along(factor: Tensor | None, p: Tensor) -> Tensor | None:
+    """A per-run (S, 1, 1) factor for parameter `p`: for weights stored side by side (n_in, S, n_out),
+    repeated along each run's columns, so that the update runs along whole rows of memory."""
+    if factor is None or p.stride(0) >= p.stride(1):
+        return factor
+    return factor.expand(-1, 1, p.shape[2]).contiguous()
+
+
 def _update_at_once(p: Tensor, grad: Tensor, minus_lr: Tensor, decay: Tensor | None) -> Tensor:
     """`StackedSGD.step`'s new parameters, computed out of place."""
+    minus_lr, decay = _along(minus_lr, p), _along(decay, p)
     return p.addcmul(grad.addcmul(p, decay) if decay is not None else grad, minus_lr)
 
 
@@ -171,15 +211,63 @@ def _product_at_once(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
 def _product_one_by_one(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
     """The products as each run alone computes them (`Linear`: `x @ w`, or `addmm` with its bias)."""
     xs = [x] * len(w) if x.dim() == 2 else x
-    if bias is None:
-        return torch.stack([x_s @ w_s for x_s, w_s in zip(xs, w)])
-    return torch.stack([torch.addmm(b[0], x_s, w_s) for x_s, w_s, b in zip(xs, w, bias)])
+    return torch.stack([_own(x_s, w_s, None if bias is None else bias[s]) for s, (x_s, w_s) in enumerate(zip(xs, w))])
+
+
+def _own(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+    """One run's product as its `Linear` computes it, its weight laid out as alone (not side by side)."""
+    if not (w.is_contiguous() or w.T.is_contiguous()):
+        w = w.contiguous()
+    return x @ w if bias is None else torch.addmm(bias[0], x, w)
+
+
+def by_blocks(x: Tensor, w: Tensor, bias: Tensor | None, blocks: list[tuple[int, int]]) -> Tensor:
+    """`matmul(x, w, bias)` where the runs of each block (start, end) have the same input, x[start]:
+    one product per block, with the block's weights side by side (w is stored so)."""
+    kind = ("blocks", tuple(blocks))
+    if _exact(kind, (x, w, bias), lambda *o: _blocks_at_once(*o, blocks), lambda *o: _blocks_one_by_one(*o, blocks)):
+        return _blocks_at_once(x, w, bias, blocks)
+    return matmul(x, w, bias)
+
+
+def _blocks_at_once(x: Tensor, w: Tensor, bias: Tensor | None, blocks: list[tuple[int, int]]) -> Tensor:
+    S, k, n = w.shape
+    rows = w.transpose(0, 1)  # (k, S, n), as stored
+    out = [x[a] @ rows[:, a:b].reshape(k, -1) if bias is None else
+           torch.addmm(bias[a:b].reshape(-1), x[a], rows[:, a:b].reshape(k, -1)) for a, b in blocks]
+    return torch.cat(out, dim=1).view(x.shape[1], S, n).transpose(0, 1).contiguous()
+
+
+def _blocks_one_by_one(x: Tensor, w: Tensor, bias: Tensor | None, blocks: list[tuple[int, int]]) -> Tensor:
+    return torch.stack([_own(x[a], w[s], None if bias is None else bias[s]) for a, b in blocks for s in range(a, b)])
+
+
+def weight_grad_by_blocks(x: Tensor, grad: Tensor, blocks: list[tuple[int, int]]) -> Tensor:
+    """`x[s].T @ grad[s]` for every run (x[start] for a block's runs): one product per block, the
+    result laid out as the side-by-side weight it updates."""
+    kind = ("weight gradient blocks", tuple(blocks))
+    if _exact(kind, (x, grad), lambda *o: _grad_blocks_at_once(*o, blocks), lambda *o: _grad_blocks_one_by_one(*o, blocks)):
+        return _grad_blocks_at_once(x, grad, blocks)
+    return matmul(x.transpose(1, 2), grad)
+
+
+def _grad_blocks_at_once(x: Tensor, grad: Tensor, blocks: list[tuple[int, int]]) -> Tensor:
+    S, B, n = grad.shape
+    out = x.new_empty(x.shape[2], S, n)
+    by_row = grad.transpose(0, 1)  # (B, S, n)
+    for a, b in blocks:  # written straight into the block's columns
+        torch.mm(x[a].T, by_row[:, a:b].reshape(B, -1), out=out[:, a:b].view(x.shape[2], -1))
+    return out.transpose(0, 1)
+
+
+def _grad_blocks_one_by_one(x: Tensor, grad: Tensor, blocks: list[tuple[int, int]]) -> Tensor:
+    return torch.stack([x[a].T @ grad[s] for a, b in blocks for s in range(a, b)])
 
 
 _verdicts: dict[tuple, bool] = {}  # per kind of operation and shape and layout of its operands: exact?
 
 
-def _exact(kind: str, operands: tuple, at_once, one_by_one) -> bool:
+def _exact(kind, operands: tuple, at_once, one_by_one) -> bool:
     """Whether `at_once(*operands)` equals `one_by_one(*operands)` bit for bit: found once per process
     for each shape and memory layout of the operands, on random numbers laid out alike."""
     key = (kind, *(None if t is None else (t.shape, t.stride()) for t in operands))
