@@ -7,9 +7,11 @@ run's result is bit-for-bit the one `train.train` returns for it alone, whicheve
 group and wherever it sits in it (`tests/test_group.py`), except `seconds`: a grouped run is given
 its share of the group's time. The runner groups what it computes with `groups`.
 
-Evaluations and the dead-unit trace pass a split through the stacked model once: its first layer
-multiplies the rows by every run's weights side by side (`stacked.matmul`); a lone run is evaluated
-by the same code, as a group of one (`train.evaluate`).
+Runs of one seed start from the same weights and draw the same batches: the stack holds them side
+by side, they are evaluated once before training, and their first layer multiplies each common
+batch once (`stacked.StackedLinear`). Evaluations and the dead-unit trace pass a split through the
+stacked model once: its first layer multiplies the rows by every run's weights side by side
+(`stacked.matmul`); a lone run is evaluated by the same code, as a group of one (`train.evaluate`).
 """
 
 import math
