@@ -1,6 +1,7 @@
-"""Seconds per training epoch: our engine vs torch.nn + autograd + torch.optim vs a fastai Learner.
+"""Seconds per training epoch: our engine vs torch.nn + autograd + torch.optim vs a fastai Learner,
+and our engine training runs in groups, against the epoch's matrix products alone.
 
-    python benchmarks/bench_engine.py [--repeats 15]
+    python benchmarks/bench_engine.py [--repeats 15] [--group-size 24]
 
 All three train the same networks (784-10 and 784-30-10, cross-entropy, SGD lr 0.1, batch size 16)
 from the same initial weights on the same batches of the subset training set (5,000 images, 313
@@ -9,6 +10,12 @@ compute the same loss at every step; then each repetition draws one batch order 
 epoch of every contestant, in an order that rotates from repetition to repetition. The table
 shows medians, and the GEMM floor: the time the epoch's matrix products alone would take at this
 machine's single-thread matrix-multiplication rate, measured on a large product first.
+
+Two more columns, timed in the same rotation: **grouped**, the seconds per run of an epoch of
+`--group-size` runs trained as one stack (the step loop of `mnist_scratch.group.train_group`; run
+0 is ours, whose every loss it must reproduce bit for bit in the warm-up, the others have seeds of
+their own, so batches of their own), and **products**, one run's epoch of matrix products alone,
+as `Linear` computes them at the epoch's batch sizes: the floor for a step at batch size 16.
 
 The medians and ratios are also written to `benchmarks/engine.json` (plain JSON, written
 atomically), which the report reads for the speed it quotes.
@@ -37,8 +44,10 @@ from fastai.optimizer import SGD as FastaiSGD
 from torch import nn
 
 from mnist_scratch import data
+from mnist_scratch.group import MAX_GROUP
 from mnist_scratch.modules import CrossEntropy, mlp
 from mnist_scratch.sgd import SGD
+from mnist_scratch.stacked import StackedSGD, stack
 from mnist_scratch.store import atomic_write
 from mnist_scratch.train import batches, generators
 
@@ -158,8 +167,66 @@ class Fastai:
         return self.timer.seconds, self.timer.losses
 
 
+class Grouped:
+    """The step loop of mnist_scratch.group.train_group: `size` runs stacked, seeds 0, 1, ...; seconds per run."""
+
+    name = "grouped"
+
+    def __init__(self, sizes, x, y, size):
+        inits, self.orders = zip(*(generators(seed) for seed in range(size)))
+        self.model = stack([mlp(sizes, generator=init) for init in inits])
+        self.loss_fn, self.opt = CrossEntropy(), StackedSGD(self.model.parameters(), [0.0] * size)
+        self.x, self.y, self.size = x, y, size
+
+    def epoch(self, idxs) -> tuple[float, list[float]]:
+        """`idxs` are run 0's batches (ours'); the other runs draw theirs, as each does in a group."""
+        n, batch = len(self.y), len(idxs[0])
+        orders = torch.stack([torch.cat(idxs)] + [torch.randperm(n, generator=g) for g in self.orders[1:]])
+        model, loss_fn, opt, x, y, first = self.model, self.loss_fn, self.opt, self.x, self.y, []
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for begin in range(0, n, batch):
+                idx = orders[:, begin : begin + batch]
+                size = idx.shape
+                idx = idx.reshape(-1)
+                losses = loss_fn(model(rows(x, idx).view(*size, -1)), rows(y, idx).view(size)).tolist()
+                if not all(map(math.isfinite, losses)):
+                    raise RuntimeError("diverged")
+                first.append(losses[0])
+                model.backward(loss_fn.backward())
+                opt.step([LR] * self.size)
+        return (time.perf_counter() - start) / self.size, first
+
+
+class Products:
+    """One run's matrix products alone, as `Linear` computes them: forward `addmm`, weight gradient
+    `x.T @ g`, input gradient `g @ W.T` for every layer but the first, at each batch's size."""
+
+    name = "products"
+
+    def __init__(self, sizes, x, y):
+        gen = torch.Generator().manual_seed(0)
+        self.layers = [(torch.rand(n_in, n_out, generator=gen), torch.rand(n_out, generator=gen))
+                       for n_in, n_out in zip(sizes, sizes[1:])]
+        self.acts = {b: [torch.rand(b, n, generator=gen) for n in sizes] for b in (BATCH_SIZE, len(y) % BATCH_SIZE) if b}
+
+    def epoch(self, idxs) -> tuple[float, list[float]]:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for idx in idxs:
+                acts = self.acts[len(idx)]
+                for i, (w, b) in enumerate(self.layers):
+                    torch.addmm(b, acts[i], w)
+                for i, (w, _) in enumerate(self.layers):
+                    acts[i].T @ acts[i + 1]
+                    if i:
+                        acts[i + 1] @ w.T
+        return time.perf_counter() - start, []
+
+
 CONTESTANTS = (Ours, Reference, Fastai)
 GOAL = 2.0  # ours at least this many times faster than torch.nn
+GROUPED_GOAL = 1.5  # a grouped run's epoch within this factor of its products alone
 
 
 def gemm_rate(n: int = 1024, repeats: int = 7) -> float:
@@ -192,6 +259,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed epochs per contestant and model")
+    parser.add_argument("--group-size", type=int, default=MAX_GROUP, help="runs in the grouped contestant's stack")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -206,7 +274,8 @@ def main() -> None:
     for label, sizes in MODELS.items():
         init_gen, order_gen = generators(0)
         ours = mlp(sizes, generator=init_gen)
-        contestants = [Ours(ours, x, y), Reference(torch_copy(ours), x, y), Fastai(torch_copy(ours), x, y)]
+        contestants = [Ours(ours, x, y), Reference(torch_copy(ours), x, y), Fastai(torch_copy(ours), x, y),
+                       Grouped(sizes, x, y, args.group_size), Products(sizes, x, y)]
         idxs = batches(n, BATCH_SIZE, order_gen)
         contestants[2].timer.record = True  # warm-up epoch: all three must take the same steps
         warm = {c.name: c.epoch(idxs)[1] for c in contestants}
@@ -214,8 +283,10 @@ def main() -> None:
         for name in ("ours", "fastai"):
             diff = max(abs(a - b) for a, b in zip(warm[name], warm["torch.nn"], strict=True))
             assert diff <= 1e-5, f"{label}: {name} and torch.nn losses differ by {diff:.2e}"
+        assert warm["grouped"] == warm["ours"], f"{label}: run 0 of the group is not ours, bit for bit"
         print(f"{label}: warm-up epoch, the three losses agree at all {len(idxs)} steps (max diff "
-              f"{max(abs(a - b) for a, b in zip(warm['ours'], warm['torch.nn'])):.1e} ours vs torch.nn)")
+              f"{max(abs(a - b) for a, b in zip(warm['ours'], warm['torch.nn'])):.1e} ours vs torch.nn); "
+              f"run 0 of the group of {args.group_size} takes ours' steps bit for bit")
         runs[label] = (contestants, order_gen, {c.name: [] for c in contestants})
 
     for rep in range(args.repeats):  # interleaved: every repetition times every contestant once
@@ -231,21 +302,34 @@ def main() -> None:
     header = (f"{'model':<10} {'ours':>18} {'torch.nn':>18} {'fastai':>18} {'GEMM floor':>11} {'torch.nn/ours':>14} "
               f"{'fastai/ours':>12} {'ours/floor':>11}")
     print(header + "\n" + "-" * len(header))
-    speedups, medians = {}, {}
+    speedups, medians, grouped = {}, {}, {}
     idxs = batches(n, BATCH_SIZE, torch.Generator())  # the same batch sizes as every timed epoch
     for label, (_, _, times) in runs.items():
         med = {k: statistics.median(v) for k, v in times.items()}
         floor = epoch_flops(MODELS[label], idxs) / rate
         speedups[label] = med["torch.nn"] / med["ours"]
+        grouped[label] = med["grouped"] / med["products"]
         medians[label] = med
         cells = [f"{med[k]:.3f} [{min(v):.3f}-{max(v):.3f}]" for k, v in times.items()]
         print(f"{label:<10} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18} {floor:>11.4f} "
               f"{speedups[label]:>13.2f}x {med['fastai'] / med['ours']:>11.2f}x {med['ours'] / floor:>10.1f}x")
+    header = (f"{'model':<10} {'ours':>18} {f'grouped ({args.group_size})':>18} {'products':>18} "
+              f"{'ours/grouped':>13} {'ours/products':>14} {'grouped/products':>17}")
+    print("\nper run, grouped: an epoch's seconds divided by the runs in the stack\n\n" + header + "\n" + "-" * len(header))
+    for label, (_, _, times) in runs.items():
+        med = medians[label]
+        cells = [f"{med[k]:.3f} [{min(times[k]):.3f}-{max(times[k]):.3f}]" for k in ("ours", "grouped", "products")]
+        print(f"{label:<10} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18} {med['ours'] / med['grouped']:>12.2f}x "
+              f"{med['ours'] / med['products']:>13.2f}x {grouped[label]:>16.2f}x")
     verdicts = ", ".join(f"{k} {'met' if v >= GOAL else 'NOT met'}" for k, v in speedups.items())
     print(f"\ngoal, ours at least {GOAL:g}x faster than torch.nn (torch.nn/ours >= {GOAL:g}): {verdicts}")
+    verdicts = ", ".join(f"{k} {'met' if v <= GROUPED_GOAL else 'NOT met'}" for k, v in grouped.items())
+    print(f"goal, a grouped run's epoch within {GROUPED_GOAL:g}x of its products alone "
+          f"(grouped/products <= {GROUPED_GOAL:g}): {verdicts}")
     record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(), "repeats": args.repeats, "load_average": list(load),
-              "median_seconds": medians, "speedup_vs_torch_nn": speedups}
+              "median_seconds": medians, "speedup_vs_torch_nn": speedups,
+              "group_size": args.group_size, "grouped_vs_products": grouped}
     atomic_write(RECORD, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
     print(f"written to {RECORD}")
 

@@ -1,4 +1,5 @@
-"""`python tests/slow_cli.py ARGS`: the command line, with every run $SLOW_RUN_SECONDS slower.
+"""`python tests/slow_cli.py ARGS`: the command line, with every run (or group of runs trained
+together) $SLOW_RUN_SECONDS slower.
 
 Worker processes too (they import this script as their main module), so that a test can
 interrupt or kill a parallel build while runs are still running and queued. With
@@ -18,9 +19,9 @@ if __name__ == "__mp_main__":  # a worker process, still starting
 _work = runner._work
 
 
-def slow_work(cfg, data_path, progress=False):
+def slow_work(group, data_path, progress=False):
     time.sleep(float(os.environ.get("SLOW_RUN_SECONDS", "0")))
-    return _work(cfg, data_path, progress)
+    return _work(group, data_path, progress)
 
 
 if __name__ == "__main__":

@@ -99,9 +99,9 @@ def calls(monkeypatch) -> list[RunConfig]:
     seen: list[RunConfig] = []
     real = runner._work
 
-    def counting(cfg, data_path, **kw):
-        seen.append(cfg)
-        return real(cfg, data_path, **kw)
+    def counting(group, data_path, **kw):
+        seen.extend(group)
+        return real(group, data_path, **kw)
 
     monkeypatch.setattr(runner, "_work", counting)
     return seen
@@ -112,7 +112,7 @@ def forbid_training(monkeypatch) -> None:
         raise AssertionError("trained although the result is cached")
 
     monkeypatch.setattr(runner, "_work", boom)
-    monkeypatch.setattr(runner, "train", boom)
+    monkeypatch.setattr(runner, "train_group", boom)
 
 
 def env_for(cache_root: Path) -> dict:

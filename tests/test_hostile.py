@@ -237,8 +237,9 @@ def test_jobs_above_the_core_count_are_capped_with_a_note(cache, monkeypatch, ca
 
     def serial(todo, n_jobs, data_path, finish):  # the pool's size, then the runs in this process
         used.append(n_jobs)
-        for cfg in todo:
-            finish(cfg, runner._work(cfg, data_path))
+        for group in todo:
+            for cfg, result in zip(group, runner._work(group, data_path)):
+                finish(cfg, result)
 
     monkeypatch.setattr(runner, "_parallel", serial)
     monkeypatch.setattr(runner, "_note_once", runner._note_once.__wrapped__)  # noted in every test
@@ -312,7 +313,7 @@ def test_result_that_cannot_be_cached_is_printed_with_a_note(cache, monkeypatch,
 def test_result_with_a_number_the_store_refuses_is_kept_with_a_note(cache, monkeypatch, capsys):
     """An infinity in a field training does not check (a future one, say): kept, noted, not cached."""
     real = runner._work
-    monkeypatch.setattr(runner, "_work", lambda cfg, data_path, **kw: {**real(cfg, data_path), "extra": float("inf")})
+    monkeypatch.setattr(runner, "_work", lambda group, data_path, **kw: [{**r, "extra": float("inf")} for r in real(group, data_path)])
     (r,) = runner.run([SMALL], jobs=1)
     assert r["extra"] == float("inf") and r["final"]["valid"]["acc"] > 0
     assert "1 result(s) could not be cached (784-10 (lr 0.1, 1 epochs, seed 0): " in capsys.readouterr().err

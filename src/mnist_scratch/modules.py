@@ -128,7 +128,11 @@ def mlp(sizes: list[int], bias: bool = True, *, generator=None, dtype=torch.floa
 
 
 class Loss:
-    """A loss: `loss(outputs, targets)` returns the mean loss; `backward()` its gradient w.r.t. outputs."""
+    """A loss: `loss(outputs, targets)` returns the mean loss; `backward()` its gradient w.r.t. outputs.
+
+    Outputs are (batch, outputs). A stack of runs (`stacked.py`) passes (runs, batch, outputs) and gets
+    one mean per run: the losses work along the last two dimensions only.
+    """
 
     def __call__(self, out: Tensor, target: Tensor) -> Tensor:
         self.out, self.target = out, target
@@ -140,9 +144,10 @@ def log_softmax(x: Tensor) -> Tensor:
 
     log softmax(x) = x - m - log(sum(exp(x - m))) with m = max(x); the shifted logits are formed
     first, so adding a large m back never rounds the result (logits of 1e4 stay exact in float32).
+    A row is the last dimension.
     """
-    z = x - x.amax(dim=1, keepdim=True)
-    return z - z.exp().sum(dim=1, keepdim=True).log()
+    z = x - x.amax(dim=-1, keepdim=True)
+    return z - z.exp().sum(dim=-1, keepdim=True).log()
 
 
 class CrossEntropy(Loss):
@@ -152,22 +157,23 @@ class CrossEntropy(Loss):
         self.minus_one = torch.empty(0)  # the -1 subtracted at each row's target, kept between steps
 
     def forward(self, out, target):
-        self.logp, self.index = log_softmax(out), target.unsqueeze(1)
-        return -self.logp.gather(1, self.index).mean()
+        self.logp, self.index = log_softmax(out), target.unsqueeze(-1)
+        return -self.logp.gather(-1, self.index).mean((-2, -1))
 
     def backward(self):
         grad = self.logp.exp()  # softmax, minus 1 at each row's target:
         if self.minus_one.shape != self.index.shape or self.minus_one.dtype != grad.dtype:
             self.minus_one = grad.new_full(self.index.shape, -1.0)
-        grad.scatter_add_(1, self.index, self.minus_one)
-        return grad.div_(len(self.index))
+        grad.scatter_add_(-1, self.index, self.minus_one)
+        return grad.div_(self.index.shape[-2])  # the batch size
 
 
 class MSE(Loss):
     """Mean over all elements of (outputs - targets)**2, as `torch.nn.functional.mse_loss`."""
 
     def forward(self, out, target):
-        return ((out - target) ** 2).mean()
+        return ((out - target) ** 2).mean((-2, -1))
 
     def backward(self):
-        return 2 * (self.out - self.target) / self.out.numel()
+        batch, n_out = self.out.shape[-2:]
+        return 2 * (self.out - self.target) / (batch * n_out)

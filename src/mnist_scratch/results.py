@@ -59,7 +59,7 @@ from .data import version as data_version
 from .store import atomic_write, cache_root, open_regular, sha256
 from .train import RunConfig
 
-CODE = ("data.py", "modules.py", "objectives.py", "sgd.py", "train.py")
+CODE = ("data.py", "modules.py", "objectives.py", "sgd.py", "train.py", "stacked.py", "group.py")
 MAGIC = b"mnist-scratch result 1\n"
 SUFFIX = ".result"
 MIN_ARRAY = 8  # shorter number lists stay JSON, readable in the header

@@ -1,4 +1,5 @@
 """Compute the runs that are not cached, in worker processes, saving each result the moment it arrives.
+Runs that can train together (`group.groups`) go to a worker as one group and arrive together.
 
 Ctrl-C (the terminal sends SIGINT to every process of the command) stops a build within
 `GRACE` seconds: queued runs are cancelled, runs that finish meanwhile are still saved, the
@@ -20,10 +21,11 @@ from multiprocessing.connection import wait
 
 from . import data, results
 from .errors import Interrupted, UserError, note, out_of_memory
+from .group import groups, train_group
 from .paths import writable
 from .progress import tqdm
 from .store import cache_root
-from .train import RunConfig, train
+from .train import RunConfig
 
 JOBS_ENV = "MNIST_SCRATCH_JOBS"
 GRACE = 2.0  # seconds after Ctrl-C in which finishing runs are still collected
@@ -76,8 +78,9 @@ def _splits(dataset: str, data_path) -> data.Splits:
     return _loaded(dataset, data_path, data.version(dataset))
 
 
-def _work(cfg: RunConfig, data_path, progress: bool = False) -> dict:
-    return train(cfg, _splits(cfg.dataset, data_path), progress=progress)
+def _work(group: tuple[RunConfig, ...], data_path, progress: bool = False) -> list[dict]:
+    """The results of a group of runs (`group.groups`), trained together."""
+    return train_group(group, _splits(group[0].dataset, data_path), progress=progress)
 
 
 def _cost(cfg: RunConfig) -> float:
@@ -104,6 +107,7 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
         for dataset in sorted({cfg.dataset for cfg in todo}):  # decode (or fail on damaged data) once, first
             _splits(dataset, data_path)
     n_jobs = worker_count(jobs, len(todo))
+    work = sorted(groups(todo, at_least=n_jobs), key=lambda group: sum(map(_cost, group)), reverse=True)
     unsaved: list[str] = []  # why results could not be cached
 
     def finish(cfg: RunConfig, result: dict) -> None:
@@ -120,12 +124,13 @@ def run(configs: list[RunConfig], *, force=False, jobs=None, data_path=None, des
     try:
         with tqdm(total=len(todo), desc=desc, unit="run", **({} if todo else {"disable": True})) as bar:
             if n_jobs <= 1:  # (no `disable=False` above: $TQDM_DISABLE is honoured)
-                for cfg in todo:  # a lone run shows its epochs too
-                    result = _work(cfg, data_path, progress=len(todo) == 1)
+                for group in work:  # a lone run shows its epochs too
+                    group_results = _work(group, data_path, progress=len(todo) == 1)
                     with _sigint_held():
-                        finish(cfg, result)
+                        for cfg, result in zip(group, group_results):
+                            finish(cfg, result)
             else:
-                _parallel(todo, n_jobs, data_path, finish)
+                _parallel(work, n_jobs, data_path, finish)
     except KeyboardInterrupt:
         done = sum(found[cfg] is not None for cfg in todo) - len(unsaved)
         raise Interrupted(f"{done} of the {len(todo)} runs to compute finished and are cached; "
@@ -187,7 +192,7 @@ def _sigint_blocked():
 
 
 def _serve(conn, work, data_path, parent: int, facts: dict) -> None:
-    """A worker: compute each config received, send back ("ok", result) or ("error", (message, code)),
+    """A worker: compute each group of configs received, send back ("ok", result) or ("error", (message, code)),
     until told to stop (None), the parent's end of the pipe closes, or the parent dies. `facts`: what
     the parent established about the data (`data.known`), so the worker trains on the same images."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -212,7 +217,10 @@ def _serve(conn, work, data_path, parent: int, facts: dict) -> None:
                 conn.send(("crash", traceback.format_exc()))
 
 
-def _describe(cfg: RunConfig) -> str:
+def _describe(cfg: RunConfig | tuple[RunConfig, ...]) -> str:
+    if isinstance(cfg, tuple):  # a group
+        others = f" and {len(cfg) - 1} other run{'s' if len(cfg) > 2 else ''} of its group" if len(cfg) > 1 else ""
+        return _describe(cfg[0]) + others
     return f"{cfg.architecture} (lr {cfg.lr:g}, {cfg.epochs} epochs, seed {cfg.seed})"
 
 
@@ -230,9 +238,9 @@ class _Worker:
                                        daemon=True)
         self.process.start()
         child.close()
-        self.cfg: RunConfig | None = None  # the run it is computing
+        self.cfg: tuple[RunConfig, ...] | None = None  # the group it is computing
 
-    def give(self, cfg: RunConfig) -> None:
+    def give(self, cfg: tuple[RunConfig, ...]) -> None:
         self.cfg = cfg
         try:
             self.conn.send(cfg)
@@ -273,11 +281,12 @@ class _Worker:
         self.conn.close()
 
 
-def _parallel(todo: list[RunConfig], n_jobs: int, data_path, finish) -> None:
-    """Compute `todo` on `n_jobs` workers, calling `finish(cfg, result)` for each as it arrives.
+def _parallel(todo: list[tuple[RunConfig, ...]], n_jobs: int, data_path, finish) -> None:
+    """Compute the groups `todo` on `n_jobs` workers, calling `finish(cfg, result)` for each run of a
+    group as the group arrives.
 
     Spawned, not forked: forking after torch has started threads can deadlock. Each worker gets
-    one run at a time, so nothing is queued where Ctrl-C could not cancel it.
+    one group at a time, so nothing is queued where Ctrl-C could not cancel it.
     """
     context = multiprocessing.get_context("spawn")
     queue, workers = deque(todo), []
@@ -312,7 +321,8 @@ def _parallel(todo: list[RunConfig], n_jobs: int, data_path, finish) -> None:
                             raise UserError(*payload)
                         if status == "crash":
                             raise RuntimeError(f"training {cfg} failed in a worker process:\n{payload}")
-                        finish(cfg, payload)
+                        for run, result in zip(cfg, payload):
+                            finish(run, result)
         finally:
             for w in workers:
                 w.end()

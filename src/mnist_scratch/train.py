@@ -12,13 +12,15 @@ from .data import Split, Splits
 from .errors import UserError
 from .memory import gb as _gb
 from .memory import usable_memory
-from .modules import Linear, Loss, Module, ReLU, Sequential, mlp
+from .modules import Linear, Loss, ReLU, Sequential, mlp
 from .objectives import OBJECTIVES, Objective, objective
 from .progress import tqdm
 from .sgd import SGD
+from .stacked import select, stack
 
 N_PIXELS = 784
 EVAL_CHUNK = 10_000  # rows evaluated at once: bounds memory on full MNIST
+TRACE_CHUNK = 1_000  # rows at once when dead units are counted (see `dead_units_of_runs`)
 KEEP_WEIGHTS_UP_TO = 25_000  # parameters: the final weights of models up to 784-30-10 are recorded
 SCHEDULES = ("linear", "constant")
 
@@ -157,22 +159,62 @@ class Evaluation:
     preds: Tensor = field(repr=False)
 
 
-def evaluate(model: Module, loss_fn: Loss, obj: Objective, split: Split) -> Evaluation:
-    """Mean loss and accuracy of `model` on a whole split, in chunks."""
-    outputs = torch.cat([model(x) for x in split.x.split(EVAL_CHUNK)])
-    loss = loss_fn(outputs, obj.targets(split.y, outputs.dtype)).item()
+def evaluate(model: Sequential, loss_fn: Loss, obj: Objective, split: Split) -> Evaluation:
+    """Mean loss and accuracy of `model` on a whole split.
+
+    Computed as `evaluate_runs` computes it for a group of runs (`stacked.py`), here a group of one:
+    so a run's evaluation is the same whether it trained alone or in a group.
+    """
+    return evaluate_runs(stack([model]), loss_fn, obj, split)[0]
+
+
+def evaluate_runs(model: Sequential, loss_fn: Loss, obj: Objective, split: Split) -> list[Evaluation]:
+    """`evaluate` for every run of a stacked model: the split passes through it once, in chunks."""
+    outputs = torch.cat([model(x) for x in split.x.split(EVAL_CHUNK)], dim=1)  # (runs, rows, outputs)
+    targets = obj.targets(split.y, outputs.dtype)
+    losses = loss_fn(outputs, targets.expand(len(outputs), *targets.shape)).tolist()  # a mean per run
+    return [_scored(out, loss, obj, split.y) for out, loss in zip(outputs, losses)]
+
+
+def _scored(outputs: Tensor, loss: float, obj: Objective, y: Tensor) -> Evaluation:
     preds = obj.predict(outputs)
-    return Evaluation(loss, (preds == split.y).double().mean().item(), outputs, preds)
+    return Evaluation(loss, (preds == y).double().mean().item(), outputs, preds)
 
 
 def dead_units(model: Sequential, x: Tensor) -> list[float]:
-    """Per ReLU layer, the share of units that output 0 for every row of `x`: they pass no gradient."""
-    shares = []
-    for layer in model.layers:
-        x = layer(x)
-        if isinstance(layer, ReLU):
-            shares.append(((x > 0).sum(0) == 0).double().mean().item())
-    return shares
+    """Per ReLU layer, the share of units that output 0 for every row of `x`: they pass no gradient.
+    Counted as `dead_units_of_runs` counts it for a group, here a group of one."""
+    return dead_units_of_runs(stack([model]), x)[0]
+
+
+def dead_units_of_runs(model: Sequential, x: Tensor) -> list[list[float]]:
+    """`dead_units` for every run of a stacked model: per run, per ReLU layer.
+
+    A unit is alive once one row makes it output more than 0. The rows go through in chunks of
+    `TRACE_CHUNK`, and a run whose units have all been seen alive stops there: usually after the
+    first chunk, so only the runs with dead units (which need every row to be sure) cost a pass over
+    the whole split.
+    """
+    n_runs = len(model.layers[0].weight.data)
+    relus = [i for i, layer in enumerate(model.layers) if isinstance(layer, ReLU)]
+    if not relus:
+        return [[] for _ in range(n_runs)]
+    # per ReLU layer, (runs, units): seen alive yet? (The layer before a ReLU is a Linear: (runs, in, units).)
+    alive = [torch.zeros(n_runs, model.layers[i - 1].weight.data.shape[2], dtype=torch.bool) for i in relus]
+    looking = torch.arange(n_runs)  # the runs with a unit not yet seen alive
+    runs = model
+    for rows in x.split(TRACE_CHUNK):
+        for i, layer in enumerate(runs.layers[: relus[-1] + 1]):
+            rows = layer(rows)
+            if i in relus:
+                alive[relus.index(i)][looking] |= (rows > 0).any(dim=1)
+        done = torch.stack([a[looking].all(dim=1) for a in alive]).all(dim=0)
+        if done.all():
+            break
+        if done.any():
+            looking = looking[~done]
+            runs = select(model, looking)
+    return torch.stack([(~a).double().mean(dim=1) for a in alive], dim=1).tolist()
 
 
 def layer_weights(model: Sequential) -> list[dict]:
@@ -189,9 +231,20 @@ def n_parameters(model: Sequential) -> int:
     return sum(p.data.numel() for p in model.parameters())
 
 
-def is_checkpoint(step: int) -> bool:
-    """Steps 0, 1, 2, 4, 8, ...: where the dead-unit trace looks, besides every epoch's end."""
-    return step & (step - 1) == 0
+def is_checkpoint(step: int, epoch_steps: int, last_step: int) -> bool:
+    """Where the dead-unit trace looks: before training (step 0), after steps 1, 2, 4, 8, ..., after the
+    first epoch (`epoch_steps`) and at the end (`last_step`). Log-spaced, as the report's figure
+    draws it (a log-scale step axis): a look can take a pass over the whole training split."""
+    return step & (step - 1) == 0 or step in (epoch_steps, last_step)
+
+
+def training_split(cfg: RunConfig, splits: Splits) -> Split:
+    """The images a run trains on: the training split, or with `max_train` a fixed random sample of it."""
+    train_split = splits.train
+    if cfg.max_train is not None:  # the splits are ordered by digit: sample, the same for every run
+        keep = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(0))[: cfg.max_train]
+        train_split = Split(train_split.x[keep], train_split.y[keep], tuple(train_split.paths[i] for i in keep))
+    return train_split
 
 
 def confusion(y: Tensor, preds: Tensor) -> list[list[int]]:
@@ -206,16 +259,16 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
     mean training loss over its steps, the validation loss and the validation accuracy (and, where
     the dataset holds a test split out, its loss and accuracy: recorded for early stopping's
     held-out number, never used to choose); and every step's training loss. A network with ReLUs also records `dead_trace`: the share of dead hidden
-    units (see `dead_units`) before training, after steps 1, 2, 4, 8, ... and after every epoch. A
-    run whose loss becomes NaN or infinite stops at once and is marked `diverged`; its final metrics
+    units (see `dead_units`) before training, after steps 1, 2, 4, 8, ..., after the first epoch and
+    at the end (`is_checkpoint`). A run whose loss becomes NaN or infinite stops at once and is marked `diverged`; its final metrics
     are then None.
+
+    This is one run's loop, the one to read; `group.train_group` trains several runs of one
+    architecture at once, each to exactly the numbers this loop gives it.
     """
     start = time.perf_counter()
     obj = objective(cfg.objective)
-    train_split = splits.train
-    if cfg.max_train is not None:  # the splits are ordered by digit: sample, the same for every run
-        keep = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(0))[: cfg.max_train]
-        train_split = Split(train_split.x[keep], train_split.y[keep], tuple(train_split.paths[i] for i in keep))
+    train_split = training_split(cfg, splits)
     with torch.inference_mode(), one_thread():
         init_gen, order_gen = generators(cfg.seed)
         model = mlp([N_PIXELS, *cfg.hidden, obj.n_out], cfg.bias, generator=init_gen)
@@ -228,18 +281,20 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         hist = {"train_loss": [before_t.loss], "valid_loss": [before_v.loss], "valid_acc": [before_v.acc]}
         if splits.test is not None:  # per epoch on the held-out split too: what early stopping would give
             before_h = evaluate(model, loss_fn, obj, splits.test)
-            hist.update(test_loss=[_finite_or_none(before_h.loss)], test_acc=[before_h.acc])
+            hist.update(test_loss=[finite_or_none(before_h.loss)], test_acc=[before_h.acc])
         step_loss: list[float] = []
         has_relu = any(isinstance(layer, ReLU) for layer in model.layers)
         trace = {"step": [], "share": []}
 
-        def look(step: int) -> None:  # the dead-unit trace, at most once per step
-            if has_relu and (not trace["step"] or trace["step"][-1] != step):
+        def look(step: int) -> None:  # the dead-unit trace
+            if has_relu:
                 trace["step"].append(step)
                 trace["share"].append(dead_units(model, train_split.x))
 
         look(0)
-        total_steps = cfg.epochs * math.ceil(len(train_split) / cfg.batch_size)
+        epoch_steps = math.ceil(len(train_split) / cfg.batch_size)
+        total_steps = cfg.epochs * epoch_steps  # the schedule's span
+        last_step = (cfg.stop_after or cfg.epochs) * epoch_steps  # where training ends
         diverged_at = None
         epochs = tqdm(range(1, (cfg.stop_after or cfg.epochs) + 1), desc=cfg.architecture, disable=not progress, leave=False)
         for epoch in epochs:
@@ -255,11 +310,10 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
                 step_loss.append(loss)
                 model.backward(loss_fn.backward())
                 opt.step()
-                if is_checkpoint(len(step_loss)):
+                if is_checkpoint(len(step_loss), epoch_steps, last_step):
                     look(len(step_loss))
             if diverged_at is not None:
                 break
-            look(len(step_loss))
             valid = evaluate(model, loss_fn, obj, splits.valid)
             held = evaluate(model, loss_fn, obj, splits.test) if splits.test is not None else None
             if not math.isfinite(valid.loss):  # the held-out split never stops (or steers) training
@@ -269,44 +323,54 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
             hist["valid_loss"].append(valid.loss)
             hist["valid_acc"].append(valid.acc)
             if held is not None:  # recorded only: no choice ever reads it (nor stops on it)
-                hist["test_loss"].append(_finite_or_none(held.loss))
+                hist["test_loss"].append(finite_or_none(held.loss))
                 hist["test_acc"].append(held.acc)
             epochs.set_postfix(valid_loss=f"{valid.loss:.3f}", valid_acc=f"{valid.acc:.3f}")
 
-        result = {
-            "config": cfg.as_dict(),
-            "architecture": cfg.architecture,
-            "diverged": diverged_at is not None,
-            "diverged_at": diverged_at,
-            "history": {**hist, "step_loss": step_loss},
-            "final": None,
-        }
-        if has_relu:
-            result["dead_trace"] = trace
+        result = run_result(cfg, diverged_at, {**hist, "step_loss": step_loss}, trace if has_relu else None)
         if diverged_at is None:
-            result.update(_final(model, loss_fn, obj, train_split, splits))
+            evals = {name: evaluate(model, loss_fn, obj, split) for name, split in final_splits(train_split, splits)}
+            result.update(final_result(model, obj, evals, splits, dead_units(model, train_split.x)))
     result["seconds"] = time.perf_counter() - start
     return result
 
 
-def _finite_or_none(loss: float) -> float | None:
-    """A held-out loss as stored: None where it is infinite or NaN (JSON has no inf)."""
+def finite_or_none(loss: float) -> float | None:
+    """A loss as stored: None where it is infinite or NaN (JSON has no inf)."""
     return loss if math.isfinite(loss) else None
 
 
-def _final(model, loss_fn, obj, train_split: Split, splits: Splits) -> dict:
-    """Final losses and accuracies on every split, confusion matrices, and validation predictions."""
-    final, conf, evals = {}, {}, {}
-    for name, split in (("train", train_split), ("valid", splits.valid), ("test", splits.test)):
-        if split is None:
-            continue
-        ev = evals[name] = evaluate(model, loss_fn, obj, split)
-        final[name] = {"loss": _finite_or_none(ev.loss), "acc": ev.acc}
+def run_result(cfg: RunConfig, diverged_at: dict | None, history: dict, trace: dict | None) -> dict:
+    """A run's result before its final evaluation (`final_result`, which a diverged run does not get)."""
+    result = {
+        "config": cfg.as_dict(),
+        "architecture": cfg.architecture,
+        "diverged": diverged_at is not None,
+        "diverged_at": diverged_at,
+        "history": history,
+        "final": None,
+    }
+    if trace is not None:
+        result["dead_trace"] = trace
+    return result
+
+
+def final_splits(train_split: Split, splits: Splits) -> list[tuple[str, Split]]:
+    """The splits a finished run is evaluated on, by name."""
+    named = (("train", train_split), ("valid", splits.valid), ("test", splits.test))
+    return [(name, split) for name, split in named if split is not None]
+
+
+def final_result(model: Sequential, obj: Objective, evals: dict[str, Evaluation], splits: Splits, dead: list[float]) -> dict:
+    """Final losses and accuracies on every split (`evals`, by `final_splits`), confusion matrices,
+    validation predictions, the dead units (`dead`) and, for the smaller models, the weights."""
+    final, conf = {}, {}
+    for name, ev in evals.items():
+        final[name] = {"loss": finite_or_none(ev.loss), "acc": ev.acc}
         if name != "train":
-            conf[name] = confusion(split.y, ev.preds)
+            conf[name] = confusion(getattr(splits, name).y, ev.preds)
     valid = evals["valid"]
-    out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist(),
-           "dead_units": dead_units(model, train_split.x)}
+    out = {"final": final, "confusion": conf, "valid_pred": valid.preds.tolist(), "dead_units": dead}
     if "test" in evals:  # per image, for paired tests between settings on the held-out images
         out["test_pred"] = evals["test"].preds.tolist()
     if n_parameters(model) <= KEEP_WEIGHTS_UP_TO:  # the wide networks' weights are never read
