@@ -111,6 +111,17 @@ def floor_seconds(runs: list[dict], repeats: int) -> tuple[float, int]:
     return total, sum(steps.values())
 
 
+def keep(built: Path, into: Path) -> None:
+    """Copy the result files of `built` into `into`, each atomically (a temporary name renamed into place)."""
+    for source in built.rglob("*"):
+        if source.is_file():
+            target = into / source.relative_to(built)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = target.with_name(f".{target.name}.part")
+            shutil.copyfile(source, part)
+            os.replace(part, target)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, help="another checkout, timed in the same run (the 'before')")
@@ -119,6 +130,7 @@ def main() -> None:
     parser.add_argument("--floor-repeats", type=int, default=7)
     parser.add_argument("--tiny", action="store_true", help="the shrunk experiments CI runs (a check of this script)")
     parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "data", help="decoded MNIST arrays to copy in")
+    parser.add_argument("--keep", type=Path, help="a cache folder (such as .cache) to copy the runs this checkout built into")
     args = parser.parse_args()
     checkouts = {"this": ROOT} | ({"before": args.against.resolve()} if args.against else {})
     load_start = os.getloadavg()
@@ -143,6 +155,8 @@ def main() -> None:
                 print(f"build {rep + 1}, {name}: {wall:.1f} s wall, {cpu:.1f} s CPU "
                       f"(load average {os.getloadavg()[0]:.1f})", flush=True)
         runs = built_runs(tmp / "this-0", args.tiny)
+        if args.keep:
+            keep(tmp / "this-0" / "runs", args.keep / "runs")
     floor, n_steps = floor_seconds(runs, args.floor_repeats)
     load_end = os.getloadavg()
 

@@ -1007,7 +1007,7 @@ def check_result(cfg: RunConfig, r: dict) -> None:
     assert r["config"] == cfg.as_dict()
     assert r["architecture"] == cfg.architecture
     h = r["history"]
-    assert set(h) == {"train_loss", "valid_loss", "valid_acc", "test_loss", "test_acc", "step_loss"}
+    assert set(h) == {"train_loss", "valid_loss", "valid_acc", "step_loss"}  # no held-out split: it never steers
     for key, values in h.items():
         assert isinstance(values, list)
         assert all(isinstance(x, float) and math.isfinite(x) for x in values), key
@@ -1017,7 +1017,7 @@ def check_result(cfg: RunConfig, r: dict) -> None:
         assert r["final"] is None
         epoch = r["diverged_at"]["epoch"]
         assert 1 <= epoch <= cfg.epochs
-        assert len(h["train_loss"]) == len(h["valid_loss"]) == len(h["valid_acc"]) == len(h["test_acc"]) == epoch
+        assert len(h["train_loss"]) == len(h["valid_loss"]) == len(h["valid_acc"]) == epoch
         assert len(h["step_loss"]) == r["diverged_at"]["step"]
         return
 
@@ -1029,9 +1029,8 @@ def check_result(cfg: RunConfig, r: dict) -> None:
     assert set(final) == {"train", "valid", "test"}
     for split in final.values():
         assert math.isfinite(split["loss"]) and 0 <= split["acc"] <= 1
-    assert final["valid"]["loss"] == h["valid_loss"][-1]  # the same model, evaluated again
+    assert final["valid"]["loss"] == h["valid_loss"][-1]  # the same model
     assert final["valid"]["acc"] == h["valid_acc"][-1]
-    assert final["test"]["loss"] == h["test_loss"][-1] and final["test"]["acc"] == h["test_acc"][-1]
 
     conf = r["confusion"]
     assert set(conf) == {"valid", "test"}

@@ -24,7 +24,7 @@ from .data import Split, Splits
 from .modules import ReLU, mlp
 from .objectives import objective
 from .stacked import StackedSGD, keep, select, stack, unstack
-from .train import (N_PIXELS, Evaluation, RunConfig, finite_or_none, dead_units_of_runs, evaluate_runs, final_result,
+from .train import (N_PIXELS, Evaluation, RunConfig, dead_units_of_runs, evaluate_runs, final_result,
                     final_splits, generators, is_checkpoint, learning_rate, one_thread, run_result, train, training_split)
 
 MAX_GROUP = 24  # runs per group: past about 25 a stack gains little per run, and fewer groups balance worse over workers
@@ -71,7 +71,7 @@ class _Run:
         self.step_loss: list[float] = []
         self.trace: dict[str, list] = {"step": [], "share": []}
         self.diverged_at: dict | None = None
-        self.last: dict[str, Evaluation | None] = {}  # the last epoch's evaluations, by split
+        self.last: Evaluation | None = None  # the last epoch's validation
         self.final: dict | None = None
 
 
@@ -125,14 +125,11 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
             firsts.setdefault(run.cfg.seed, i)
         starts = select(model, torch.tensor(list(firsts.values())))
         before = zip(evaluate_runs(starts, loss_fn, obj, train_split), evaluate_runs(starts, loss_fn, obj, splits.valid),
-                     evaluate_runs(starts, loss_fn, obj, splits.test) if splits.test is not None else [None] * len(firsts),
                      dead_units_of_runs(starts, train_split.x))
-        for seed, (t, v, h, dead) in zip(firsts, before):
+        for seed, (t, v, dead) in zip(firsts, before):
             for run in runs:
                 if run.cfg.seed == seed:
                     run.hist = {"train_loss": [t.loss], "valid_loss": [v.loss], "valid_acc": [v.acc]}
-                    if h is not None:
-                        run.hist.update(test_loss=[finite_or_none(h.loss)], test_acc=[h.acc])
                     if has_relu:
                         run.trace = {"step": [0], "share": [list(dead)]}
         n, batch_size = len(train_split), first.batch_size
@@ -172,25 +169,23 @@ def train_group(cfgs: Sequence[RunConfig], splits: Splits, progress: bool = Fals
             if not live:
                 break
             diverged = []
-            helds = evaluations(splits.test) if splits.test is not None else [None] * len(live)
-            for run, valid, held in zip(live, evaluations(splits.valid), helds):
-                if not math.isfinite(valid.loss):  # the held-out split never stops (or steers) training
+            for run, valid in zip(live, evaluations(splits.valid)):
+                if not math.isfinite(valid.loss):
                     run.diverged_at = {"epoch": epoch, "step": step}
                     diverged.append(run)
                     continue
                 run.hist["train_loss"].append(sum(run.losses) / len(run.losses))
                 run.hist["valid_loss"].append(valid.loss)
                 run.hist["valid_acc"].append(valid.acc)
-                if held is not None:
-                    run.hist["test_loss"].append(finite_or_none(held.loss))  # recorded only: no choice reads it
-                    run.hist["test_acc"].append(held.acc)
-                run.last = {"valid": valid, "test": held}
+                run.last = valid
             if diverged:
                 drop(diverged)
 
-        if live:  # the last epoch evaluated the final model on the validation and test splits already
-            for s, (run, on_train) in enumerate(zip(live, evaluations(train_split))):
-                evals = {name: on_train if name == "train" else run.last[name] for name, _ in final_splits(train_split, splits)}
+        if live:  # the last epoch evaluated the final model on the validation split already
+            on_test = evaluations(splits.test) if splits.test is not None else [None] * len(live)
+            for s, (run, on_train, held) in enumerate(zip(live, evaluations(train_split), on_test)):
+                final = {"train": on_train, "valid": run.last, "test": held}
+                evals = {name: final[name] for name, _ in final_splits(train_split, splits)}
                 dead = run.trace["share"][-1] if has_relu else []  # looked at after the last step
                 run.final = final_result(unstack(model, s), obj, evals, splits, dead)
         results = []

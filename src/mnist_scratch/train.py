@@ -256,12 +256,12 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
     """Train a fresh model as `cfg` says and return its result: plain data, ready for JSON.
 
     The history holds, at index 0, the losses and accuracy before any training; then per epoch the
-    mean training loss over its steps, the validation loss and the validation accuracy (and, where
-    the dataset holds a test split out, its loss and accuracy: recorded for early stopping's
-    held-out number, never used to choose); and every step's training loss. A network with ReLUs also records `dead_trace`: the share of dead hidden
+    mean training loss over its steps, the validation loss and the validation accuracy; and every
+    step's training loss. A network with ReLUs also records `dead_trace`: the share of dead hidden
     units (see `dead_units`) before training, after steps 1, 2, 4, 8, ..., after the first epoch and
-    at the end (`is_checkpoint`). A run whose loss becomes NaN or infinite stops at once and is marked `diverged`; its final metrics
-    are then None.
+    at the end (`is_checkpoint`). A run whose training or validation loss becomes NaN or infinite
+    stops at once and is marked `diverged`; its final metrics are then None. The held-out split
+    (`splits.test`) is evaluated once, at the end: it never stops or steers training.
 
     This is one run's loop, the one to read; `group.train_group` trains several runs of one
     architecture at once, each to exactly the numbers this loop gives it.
@@ -279,9 +279,6 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
         before_t = evaluate(model, loss_fn, obj, train_split)
         before_v = evaluate(model, loss_fn, obj, splits.valid)
         hist = {"train_loss": [before_t.loss], "valid_loss": [before_v.loss], "valid_acc": [before_v.acc]}
-        if splits.test is not None:  # per epoch on the held-out split too: what early stopping would give
-            before_h = evaluate(model, loss_fn, obj, splits.test)
-            hist.update(test_loss=[finite_or_none(before_h.loss)], test_acc=[before_h.acc])
         step_loss: list[float] = []
         has_relu = any(isinstance(layer, ReLU) for layer in model.layers)
         trace = {"step": [], "share": []}
@@ -315,21 +312,18 @@ def train(cfg: RunConfig, splits: Splits, progress: bool = False) -> dict:
             if diverged_at is not None:
                 break
             valid = evaluate(model, loss_fn, obj, splits.valid)
-            held = evaluate(model, loss_fn, obj, splits.test) if splits.test is not None else None
-            if not math.isfinite(valid.loss):  # the held-out split never stops (or steers) training
+            if not math.isfinite(valid.loss):
                 diverged_at = {"epoch": epoch, "step": len(step_loss)}
                 break
             hist["train_loss"].append(sum(losses) / len(losses))
             hist["valid_loss"].append(valid.loss)
             hist["valid_acc"].append(valid.acc)
-            if held is not None:  # recorded only: no choice ever reads it (nor stops on it)
-                hist["test_loss"].append(finite_or_none(held.loss))
-                hist["test_acc"].append(held.acc)
             epochs.set_postfix(valid_loss=f"{valid.loss:.3f}", valid_acc=f"{valid.acc:.3f}")
 
         result = run_result(cfg, diverged_at, {**hist, "step_loss": step_loss}, trace if has_relu else None)
         if diverged_at is None:
-            evals = {name: evaluate(model, loss_fn, obj, split) for name, split in final_splits(train_split, splits)}
+            evals = {name: valid if name == "valid" else evaluate(model, loss_fn, obj, split)  # valid: the last epoch's
+                     for name, split in final_splits(train_split, splits)}
             result.update(final_result(model, obj, evals, splits, dead_units(model, train_split.x)))
     result["seconds"] = time.perf_counter() - start
     return result
