@@ -783,6 +783,23 @@ def wait_for_entries(root: Path, n: int, timeout: float = 120) -> list[str]:
     raise AssertionError(f"fewer than {n} runs finished in {timeout} s")
 
 
+def wait_for_workers(pgid: int, n: int = 1, besides: list[int] = (), timeout: float = 120) -> list[int]:
+    """The worker processes of the build whose process group is `pgid`, once there are `n` but `besides`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = []
+        for pid in group_members(pgid):
+            try:
+                if pid != pgid and pid not in besides and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:  # gone meanwhile
+                pass
+        if len(found) >= n:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} new worker processes in {timeout} s")
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes of the process group `pgid`."""
     found = []
@@ -888,9 +905,9 @@ def test_worker_killed_as_by_the_oom_killer_is_a_one_line_error_that_keeps_finis
     root = new_cache(tmp_path / "cache", data_dir)
     monkeypatch.setenv(CACHE_ENV, str(root))
     build = start_slow_build(root, 2.0)
-    finished = set(wait_for_entries(root, 1))  # whole entries (not one being written)
-    worker = next(pid for pid in group_members(build.pid) if pid != build.pid and b"spawn_main" in
-                  Path(f"/proc/{pid}/cmdline").read_bytes())
+    first = wait_for_workers(build.pid, 2)  # the first stage's pool (the lr sweep: 4 runs in 2 groups)
+    finished = set(wait_for_entries(root, 4))  # whole entries (not one being written)
+    worker = wait_for_workers(build.pid, besides=first)[0]  # the next stage's: it has a group to train
     os.kill(worker, signal.SIGKILL)
     _, stderr = build.communicate(timeout=60)
     assert build.returncode == 1
