@@ -136,17 +136,23 @@ def test_the_code_is_shown_open_and_only_echoed_cells_fold(reader):
 OPENED = "() => document.querySelector('.glightbox-container').getAnimations({subtree: true}).every(a => a.playState === 'finished')"
 
 
+def lightbox_image(page):
+    """The lightbox's image, once it is shown, loaded and done opening."""
+    shown = page.locator(".glightbox-container .gslide.current img")
+    shown.wait_for(state="visible", timeout=10_000)
+    page.wait_for_function("() => { const i = document.querySelector('.glightbox-container .gslide.current img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
+    page.wait_for_function(OPENED, timeout=10_000)
+    return shown
+
+
 def test_clicking_a_figure_opens_the_lightbox_with_its_image(reader):
     page = reader["page"]
     figure = page.locator(f"#{FIGURES[0]} img")
     figure.scroll_into_view_if_needed()
     figure.click()
     try:
-        shown = page.locator(".glightbox-container .gslide.current img")
-        shown.wait_for(state="visible", timeout=10_000)
-        page.wait_for_function("() => { const i = document.querySelector('.glightbox-container .gslide.current img');"
-                               " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
-        page.wait_for_function(OPENED, timeout=10_000)
+        shown = lightbox_image(page)
         assert shown.get_attribute("src") == figure.get_attribute("src")  # the embedded image itself
         box, natural = shown.bounding_box(), shown.evaluate("i => [i.naturalWidth, i.naturalHeight]")
         assert box["width"] > 200 and abs(box["width"] / box["height"] - natural[0] / natural[1]) < 0.05, (box, natural)
@@ -333,11 +339,7 @@ def test_phone_lightbox_shows_a_figure_screen_wide_and_pinch_zooms_it(phone, scr
     figure.scroll_into_view_if_needed()
     figure.tap()
     try:
-        shown = page.locator(".glightbox-container .gslide.current img")
-        shown.wait_for(state="visible", timeout=10_000)
-        page.wait_for_function("() => { const i = document.querySelector('.glightbox-container .gslide.current img');"
-                               " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
-        page.wait_for_function(OPENED, timeout=10_000)
+        shown = lightbox_image(page)
         natural = shown.evaluate("i => i.naturalWidth")
         before = shown.bounding_box()
         assert before["width"] >= min(natural, 390) - 1, (before, natural)

@@ -186,6 +186,23 @@ def test_a_product_is_each_runs_own_whichever_way_it_is_computed(monkeypatch):
 # --- the stacked modules ------------------------------------------------------------------------
 
 
+def step_alike(stacked_model, opt, models, x, y, lrs, decays) -> None:
+    """One SGD step of the stack and of each run's own model on its slice of the batch: the same loss,
+    then the same parameters, bit for bit."""
+    loss_fn = CrossEntropy()
+    losses = loss_fn(stacked_model(x), y)
+    assert losses.shape == (len(models),)
+    stacked_model.backward(loss_fn.backward())
+    opt.step(lrs)
+    for s, model in enumerate(models):
+        lone_loss = CrossEntropy()
+        assert torch.equal(lone_loss(model(x[s]), y[s]), losses[s])
+        model.backward(lone_loss.backward())
+        SGD(model.parameters(), lrs[s], decays[s]).step()
+        for p, q in zip(model.parameters(), unstack(stacked_model, s).parameters(), strict=True):
+            assert torch.equal(p.data, q.data)
+
+
 def test_stacked_linear_is_each_runs_linear(monkeypatch):
     """Forward, backward and the SGD step of a stack, slice by slice, against each run's own modules."""
     gen = torch.Generator().manual_seed(1)
@@ -196,18 +213,7 @@ def test_stacked_linear_is_each_runs_linear(monkeypatch):
     x, y = torch.rand(3, 16, 784, generator=gen), torch.randint(0, 10, (3, 16), generator=gen)
     lrs, decays = [0.1, 0.2, 0.3], [0.0, 1e-2, 0.0]
     with torch.inference_mode():
-        loss_fn = CrossEntropy()
-        losses = loss_fn(stacked_model(x), y)
-        assert losses.shape == (3,)
-        stacked_model.backward(loss_fn.backward())
-        StackedSGD(stacked_model.parameters(), decays).step(lrs)
-        for s, model in enumerate(models):
-            lone_loss = CrossEntropy()
-            assert torch.equal(lone_loss(model(x[s]), y[s]), losses[s])
-            model.backward(lone_loss.backward())
-            SGD(model.parameters(), lrs[s], decays[s]).step()
-            for p, q in zip(model.parameters(), unstack(stacked_model, s).parameters(), strict=True):
-                assert torch.equal(p.data, q.data)
+        step_alike(stacked_model, StackedSGD(stacked_model.parameters(), decays), models, x, y, lrs, decays)
     view = unstack(stacked_model, 2)
     assert isinstance(view.layers[0], Linear) and view.layers[0].weight.data.data_ptr() == \
         stacked_model.layers[0].weight.data[2].data_ptr()  # a view of the stack, not a copy
@@ -228,17 +234,7 @@ def test_a_first_layer_of_runs_with_one_input_is_each_runs_linear():
     opt = StackedSGD(stacked_model.parameters(), decays)
     with torch.inference_mode():
         for _ in range(2):
-            loss_fn = CrossEntropy()
-            losses = loss_fn(stacked_model(x), y)
-            stacked_model.backward(loss_fn.backward())
-            opt.step(lrs)
-            for s, model in enumerate(models):
-                lone_loss = CrossEntropy()
-                assert torch.equal(lone_loss(model(x[s]), y[s]), losses[s])
-                model.backward(lone_loss.backward())
-                SGD(model.parameters(), lrs[s], decays[s]).step()
-                for p, q in zip(model.parameters(), unstack(stacked_model, s).parameters(), strict=True):
-                    assert torch.equal(p.data, q.data)
+            step_alike(stacked_model, opt, models, x, y, lrs, decays)
         kept = torch.tensor([1, 3, 4])
         stacked.keep(stacked_model, kept)
         opt.keep(kept)
