@@ -923,10 +923,10 @@ def test_worker_killed_as_by_the_oom_killer_is_a_one_line_error_that_keeps_finis
 
 def test_ctrl_c_during_a_lone_training_run_exits_130_in_one_line(tmp_path, data_dir, subset_ready):
     root = new_cache(tmp_path / "cache", data_dir)
-    p = subprocess.Popen([sys.executable, "-m", "mnist_scratch", "train", "--epochs", "50"], stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "mnist_scratch", "train", "--epochs", "500"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env_for(root), cwd=root, start_new_session=True)
     seen = b""
-    while b"/50 [" not in seen:  # the bar of its 50 epochs: training has started
+    while b"/500 [" not in seen:  # the bar of its 500 epochs (half a minute or more): training has started
         chunk = p.stderr.read1(4096)
         assert chunk, f"training never started: {seen.decode()}"
         seen += chunk
