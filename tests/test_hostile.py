@@ -763,6 +763,13 @@ def test_warm_load_imports_no_fastai_wherever_the_data_folder_is(mnist, cache, t
 BUILD = ["lr-sweep", "hidden-size", "weight-decay", "bias"]  # tiny: 4 runs, then a dozen more
 
 
+def as_in_a_terminal() -> None:
+    """A child's Ctrl-C as in a terminal's foreground job: SIGINT at its default, which Python turns
+    into KeyboardInterrupt. (A test suite started in the background, `... &` in a script, would
+    otherwise pass SIGINT down ignored, and Python keeps an ignored SIGINT ignored.)"""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_slow_build(root: Path, seconds: float, start: float = 0.0) -> subprocess.Popen:
     """`--tiny --jobs 2 run BUILD`, each run `seconds` slower and each worker `start` seconds slower
     to start, in a process group of its own."""
@@ -770,6 +777,7 @@ def start_slow_build(root: Path, seconds: float, start: float = 0.0) -> subproce
     return subprocess.Popen(
         [sys.executable, str(SLOW_CLI), "--tiny", "--jobs", "2", "run", *BUILD],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root, start_new_session=True,
+        preexec_fn=as_in_a_terminal,
     )
 
 
@@ -924,7 +932,8 @@ def test_worker_killed_as_by_the_oom_killer_is_a_one_line_error_that_keeps_finis
 def test_ctrl_c_during_a_lone_training_run_exits_130_in_one_line(tmp_path, data_dir, subset_ready):
     root = new_cache(tmp_path / "cache", data_dir)
     p = subprocess.Popen([sys.executable, "-m", "mnist_scratch", "train", "--epochs", "500"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env_for(root), cwd=root, start_new_session=True)
+                         stderr=subprocess.PIPE, env=env_for(root), cwd=root, start_new_session=True,
+                         preexec_fn=as_in_a_terminal)
     seen = b""
     while b"/500 [" not in seen:  # the bar of its 500 epochs (half a minute or more): training has started
         chunk = p.stderr.read1(4096)
